@@ -1,0 +1,223 @@
+"""The `embedq` command: a thin layer over the functions the services use.
+
+Every failure a user can cause (bad input, unreachable database, missing schema) ends with
+one line on stderr and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from embedq import db, logs
+from embedq.errors import EmbedqError, InvalidInput, NotFound
+from embedq.jobs import Job
+from embedq.queries import query
+from embedq.settings import Settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="embedq",
+    help="Keep pgvector embeddings in step with your PostgreSQL rows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+jobs_app = typer.Typer(help="Inspect and steer single jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+console = Console()
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level)
+    return settings
+
+
+def _run(coro_fn: Callable[[Settings], Awaitable[T]]) -> T:
+    settings = _settings()
+    return asyncio.run(coro_fn(settings))
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+# -- migrate -------------------------------------------------------------------------------
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the embedq schema (same as `alembic upgrade head`). Uses DATABASE_URL."""
+    from embedq import migrations
+
+    settings = _settings()
+    dsn = db.resolve_dsn(settings)
+
+    async def check() -> None:
+        conn = await db.connect(dsn, f"{settings.application_name}-migrate")
+        try:
+            await db.ensure_pgvector(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(check())
+    before = migrations.current(dsn)
+    migrations.upgrade(dsn)
+    after = migrations.current(dsn)
+    if before == after:
+        console.print(f"schema up to date (revision {after})")
+    else:
+        console.print(f"migrated {before or 'empty database'} -> {after}")
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Jobs by status and priority, oldest pending job, rows with vectors per type."""
+    from embedq.status import read_status
+
+    async def run(settings: Settings):
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            return await read_status(conn, mode="qstash" if settings.qstash_enabled else "local")
+
+    result = _run(run)
+    if as_json:
+        _print_json(result.as_json())
+        return
+    priorities = sorted({p for by_p in result.jobs.values() for p in by_p})
+    console.print("jobs by status and priority", style="bold")
+    table = Table()
+    table.add_column("status")
+    for p in priorities:
+        table.add_column(f"p{p}", justify="right")
+    table.add_column("total", justify="right")
+    for name, by_p in result.jobs.items():
+        table.add_row(name, *(str(by_p.get(p, 0)) for p in priorities), str(result.totals[name]))
+    console.print(table)
+    oldest = "none" if result.oldest_pending_seconds is None else f"{result.oldest_pending_seconds:.1f}s"
+    console.print(f"oldest pending job: {oldest}   done in the last minute: {result.done_last_minute}"
+                  f"   mode: {result.mode}   active model: {result.active_model or 'none'}")
+    console.print("rows with vectors (active model)", style="bold")
+    vectors = Table()
+    vectors.add_column("content type")
+    vectors.add_column("rows", justify="right")
+    vectors.add_column("chunks", justify="right")
+    for content_type, counts in sorted(result.vectors.items()):
+        vectors.add_row(content_type, str(counts["rows"]), str(counts["chunks"]))
+    console.print(vectors)
+
+
+# -- jobs ----------------------------------------------------------------------------------
+
+JobId = Annotated[int, typer.Argument(help="The job id (see `embedq status`).", min=1)]
+
+
+async def _get_job(conn, job_id: int) -> Job:
+    record = await conn.fetchrow(query("jobs_get"), job_id)
+    if record is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return Job.from_record(record)
+
+
+def _print_job(job: Job, as_json: bool) -> None:
+    if as_json:
+        _print_json(job.as_json())
+        return
+    table = Table(show_header=False, title=f"job {job.id}")
+    for name, value in job.as_json().items():
+        table.add_row(name, "" if value is None else str(value))
+    console.print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Show one job, with its attempts and last error."""
+
+    async def run(settings: Settings) -> Job:
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            return await _get_job(conn, job_id)
+
+    _print_job(_run(run), as_json)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: JobId, as_json: JsonOption = False) -> None:
+    """End a job that has not finished as `dead` (it stays replayable)."""
+
+    async def run(settings: Settings) -> Job:
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            record = await conn.fetchrow(query("jobs_cancel"), job_id)
+            if record is None:
+                job = await _get_job(conn, job_id)
+                raise InvalidInput(f"job {job_id} is already {job.status}; only unfinished jobs can be cancelled")
+            return Job.from_record(record)
+
+    _print_job(_run(run), as_json)
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: JobId, as_json: JsonOption = False) -> None:
+    """Queue a failed, dead or done job again, with its attempts cleared."""
+
+    async def run(settings: Settings) -> Job:
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            async with conn.transaction():
+                rows = await conn.fetch(query("jobs_requeue"), [job_id])
+            if not rows:
+                job = await _get_job(conn, job_id)
+                raise InvalidInput(f"job {job_id} is {job.status}; only failed, dead or done jobs can be retried")
+            if rows[0]["merged_into"] is not None:
+                console.print(f"job {job_id}: its row already has pending job {rows[0]['merged_into']}; merged into it",
+                              highlight=False)
+            return await _get_job(conn, job_id)
+
+    _print_job(_run(run), as_json)
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def _fail(message: str) -> None:
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    sys.stderr.write(f"embedq: error: {first_line}\n")
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="embedq", standalone_mode=False)
+    except typer.Abort:
+        sys.stderr.write("embedq: aborted\n")
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: bad option, bad value, unknown command
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(f"{message} (see `embedq --help`)")
+    except EmbedqError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("embedq: interrupted\n")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Connections: where the database is, pools that name themselves, driver errors translated."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from embedq import embedded
+from embedq.errors import DatabaseUnavailable
+from embedq.queries import query
+from embedq.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: errors that mean "the database is not there (now)", as opposed to a bad query
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    TimeoutError,
+)
+
+
+def resolve_dsn(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded server (started on first use)."""
+    if settings.database_url:
+        return settings.database_url
+    return embedded.start(settings.data_dir)
+
+
+def describe(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    try:
+        await register_vector(conn)
+    except ValueError:
+        # vector type not installed yet (before `embedq migrate`): plain queries still work
+        pass
+
+
+async def connect(dsn: str, application_name: str, **kwargs: Any) -> asyncpg.Connection:
+    try:
+        conn = await asyncpg.connect(
+            dsn, server_settings={"application_name": application_name}, timeout=10, **kwargs
+        )
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"cannot connect to {describe(dsn)}: {exc}") from exc
+    await _init_connection(conn)
+    return conn
+
+
+async def create_pool(
+    dsn: str, application_name: str, *, min_size: int = 1, max_size: int = 10
+) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            server_settings={"application_name": application_name},
+            timeout=10,
+        )
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"cannot connect to {describe(dsn)}: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def session(settings: Settings, role: str = "cli") -> AsyncIterator[asyncpg.Connection]:
+    """One connection for a short command; fails with DatabaseUnavailable, never a traceback."""
+    dsn = resolve_dsn(settings)
+    conn = await connect(dsn, f"{settings.application_name}-{role}")
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def ensure_migrated(conn: asyncpg.Connection) -> None:
+    if not await conn.fetchval(query("schema_is_migrated")):
+        raise DatabaseUnavailable("the embedq schema is missing: run `embedq migrate` first")
+
+
+async def ensure_pgvector(conn: asyncpg.Connection) -> None:
+    if not await conn.fetchval(query("server_has_pgvector")):
+        version = await conn.fetchval("SHOW server_version")
+        raise DatabaseUnavailable(
+            f"this PostgreSQL server ({version}) does not have the pgvector extension ('vector'): "
+            "install pgvector on it, or unset DATABASE_URL to use the embedded server"
+        )

@@ -1,0 +1,84 @@
+"""Migrations: alembic revisions stay thin and apply the plain .sql files in sql/.
+
+`embedq migrate` == `alembic upgrade head`. Function files are idempotent
+(CREATE OR REPLACE) and re-applied by any revision that changes them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from embedq.queries import SQL_DIR
+
+ALEMBIC_DIR = SQL_DIR.parent / "alembic"
+MIGRATION_LOCK_ID = 7_406_219_001
+FUNCTION_FILES = ("functions/sources.sql", "functions/jobs.sql", "functions/search.sql")
+
+
+def sqlalchemy_url(dsn: str | None) -> str:
+    """A SQLAlchemy URL (psycopg driver) for a libpq DSN; DATABASE_URL when dsn is None."""
+    if dsn is None:
+        from embedq.db import resolve_dsn
+        from embedq.settings import Settings
+
+        dsn = resolve_dsn(Settings.from_env())
+    for prefix in ("postgresql://", "postgres://"):
+        if dsn.startswith(prefix):
+            return "postgresql+psycopg://" + dsn[len(prefix):]
+    return dsn
+
+
+def sample_schema_wanted() -> bool:
+    return os.environ.get("EMBEDQ_SAMPLE_SCHEMA", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def apply_sql(*relative_paths: str) -> None:
+    """Run sql/ files on the migration's connection, as written (no parameter parsing)."""
+    from alembic import op
+
+    driver_connection = op.get_bind().connection.driver_connection
+    for relative in relative_paths:
+        driver_connection.execute((SQL_DIR / relative).read_text(encoding="utf-8"))
+
+
+def _config(dsn: str):
+    from alembic.config import Config
+
+    config = Config(str(SQL_DIR.parent / "alembic.ini"))
+    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.attributes["database_url"] = sqlalchemy_url(dsn)
+    return config
+
+
+def upgrade(dsn: str, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(_config(dsn), revision)
+
+
+def downgrade(dsn: str, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(_config(dsn), revision)
+
+
+def current(dsn: str) -> str | None:
+    from sqlalchemy import create_engine, pool
+    from alembic.runtime.migration import MigrationContext
+
+    engine = create_engine(sqlalchemy_url(dsn), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(ALEMBIC_DIR)).get_current_head()
+
+
+__all__ = ["apply_sql", "upgrade", "downgrade", "current", "head", "Path"]

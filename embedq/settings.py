@@ -1,0 +1,177 @@
+"""Every setting embedq reads, in one place.
+
+`Settings.from_env()` reads `os.environ`; tests pass their own mapping. A bad value fails at
+start-up with a message naming the variable, never later in the middle of a batch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from embedq.errors import ConfigError
+
+T = TypeVar("T")
+
+LOCAL_MODEL = "multilingual-e5-small"
+LOCAL_DIMENSIONS = 384
+OPENAI_DEFAULT_MODEL = "text-embedding-3-small"
+OPENAI_DEFAULT_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+PROVIDERS = ("local", "openai")
+LOG_FORMATS = ("human", "json")
+
+
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return convert(raw.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if raw.lower() not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return raw.lower()
+
+    return convert
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    data_dir: Path = Path(".embedq")
+    application_name: str = "embedq"
+
+    provider: str = "local"
+    model: str = LOCAL_MODEL
+    dimensions: int = LOCAL_DIMENSIONS
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_concurrency: int = 4
+    openai_max_retries: int = 4
+    openai_timeout: float = 60.0
+
+    qstash_token: str | None = field(default=None, repr=False)
+    qstash_url: str | None = None
+    qstash_current_signing_key: str | None = field(default=None, repr=False)
+    qstash_next_signing_key: str | None = field(default=None, repr=False)
+    webhook_url: str | None = None
+
+    batch_size: int = 64
+    batch_window: float = 0.2
+    batch_window_min_priority: int = 4
+    poll_interval: float = 5.0
+    lease_seconds: float = 300.0
+    rescue_interval: float = 30.0
+    max_attempts: int = 5
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 3600.0
+    concurrency: int = 1
+    chunk_tokens: int = 400
+    chunk_overlap_tokens: int = 48
+
+    log_format: str = "human"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if env is None else env
+        provider = _parse(env, "EMBEDQ_PROVIDER", _choice(PROVIDERS), "local")
+        api_key = env.get("OPENAI_API_KEY") or None
+        base_url = env.get("OPENAI_BASE_URL") or None
+
+        if provider == "local":
+            model = _parse(env, "EMBEDQ_MODEL", str, LOCAL_MODEL)
+            if model != LOCAL_MODEL:
+                raise ConfigError(
+                    f"EMBEDQ_MODEL={model!r}: the local provider only ships {LOCAL_MODEL!r} "
+                    "(set EMBEDQ_PROVIDER=openai for other models)"
+                )
+            dimensions = _parse(env, "EMBEDQ_DIMENSIONS", _positive_int, LOCAL_DIMENSIONS)
+            if dimensions != LOCAL_DIMENSIONS:
+                raise ConfigError(
+                    f"EMBEDQ_DIMENSIONS={dimensions}: {LOCAL_MODEL} has {LOCAL_DIMENSIONS} dimensions"
+                )
+        else:
+            if api_key is None and base_url is None:
+                raise ConfigError(
+                    "EMBEDQ_PROVIDER=openai needs OPENAI_API_KEY "
+                    "(or OPENAI_BASE_URL for a keyless OpenAI-compatible server)"
+                )
+            model = _parse(env, "EMBEDQ_MODEL", str, OPENAI_DEFAULT_MODEL)
+            default_dims = OPENAI_DEFAULT_DIMENSIONS.get(model)
+            dimensions = _parse(env, "EMBEDQ_DIMENSIONS", _positive_int, default_dims)  # type: ignore[arg-type]
+            if dimensions is None:
+                raise ConfigError(
+                    f"EMBEDQ_DIMENSIONS is required for model {model!r} (its size is not known to embedq)"
+                )
+
+        qstash_token = env.get("QSTASH_TOKEN") or None
+        webhook_url = env.get("EMBEDQ_WEBHOOK_URL") or None
+        if qstash_token and not webhook_url:
+            raise ConfigError("QSTASH_TOKEN is set but EMBEDQ_WEBHOOK_URL (the URL QStash calls) is not")
+
+        settings = cls(
+            database_url=env.get("DATABASE_URL") or None,
+            data_dir=Path(env.get("EMBEDQ_DATA_DIR") or ".embedq"),
+            application_name=env.get("EMBEDQ_APPLICATION_NAME") or "embedq",
+            provider=provider,
+            model=model,
+            dimensions=dimensions,
+            openai_api_key=api_key,
+            openai_base_url=base_url,
+            openai_concurrency=_parse(env, "EMBEDQ_OPENAI_CONCURRENCY", _positive_int, 4),
+            openai_max_retries=_parse(env, "EMBEDQ_OPENAI_MAX_RETRIES", int, 4),
+            openai_timeout=_parse(env, "EMBEDQ_OPENAI_TIMEOUT", _non_negative_float, 60.0),
+            qstash_token=qstash_token,
+            qstash_url=env.get("QSTASH_URL") or None,
+            qstash_current_signing_key=env.get("QSTASH_CURRENT_SIGNING_KEY") or None,
+            qstash_next_signing_key=env.get("QSTASH_NEXT_SIGNING_KEY") or None,
+            webhook_url=webhook_url,
+            batch_size=_parse(env, "EMBEDQ_BATCH_SIZE", _positive_int, 64),
+            batch_window=_parse(env, "EMBEDQ_BATCH_WINDOW_MS", _non_negative_float, 200.0) / 1000,
+            poll_interval=_parse(env, "EMBEDQ_POLL_INTERVAL", _non_negative_float, 5.0),
+            lease_seconds=_parse(env, "EMBEDQ_LEASE_SECONDS", _non_negative_float, 300.0),
+            max_attempts=_parse(env, "EMBEDQ_MAX_ATTEMPTS", _positive_int, 5),
+            concurrency=_parse(env, "EMBEDQ_CONCURRENCY", _positive_int, 1),
+            chunk_tokens=_parse(env, "EMBEDQ_CHUNK_TOKENS", _positive_int, 400),
+            chunk_overlap_tokens=_parse(env, "EMBEDQ_CHUNK_OVERLAP_TOKENS", int, 48),
+            log_format=_parse(env, "EMBEDQ_LOG_FORMAT", _choice(LOG_FORMATS), "human"),
+            log_level=(env.get("EMBEDQ_LOG_LEVEL") or "INFO").upper(),
+        )
+        if settings.chunk_overlap_tokens >= settings.chunk_tokens:
+            raise ConfigError("EMBEDQ_CHUNK_OVERLAP_TOKENS must be smaller than EMBEDQ_CHUNK_TOKENS")
+        return replace(settings, **overrides) if overrides else settings
+
+    @property
+    def qstash_enabled(self) -> bool:
+        return self.qstash_token is not None
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None

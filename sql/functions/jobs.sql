@@ -1,0 +1,146 @@
+-- Job state transitions, each one atomic. Idempotent: CREATE OR REPLACE only.
+--
+-- A claim is identified by (id, attempts): claiming increments attempts, so a worker whose
+-- lease expired and whose job was claimed again cannot complete or fail the new claim.
+
+-- Claims up to p_limit runnable jobs, most urgent first, and leases them to p_worker.
+-- FOR UPDATE SKIP LOCKED lets any number of listeners claim side by side without waiting on
+-- each other's rows. A job whose source already has a job in processing is left for later:
+-- two workers embedding the same row at once could otherwise commit an older text last.
+CREATE OR REPLACE FUNCTION embedq.jobs_claim(p_worker text, p_limit integer, p_lease interval)
+RETURNS SETOF embedq.jobs
+LANGUAGE sql
+AS $$
+    WITH claimable AS (
+        SELECT j.id
+        FROM embedq.jobs j
+        WHERE j.status IN ('pending', 'failed')
+          AND j.run_after <= now()
+          AND NOT EXISTS (
+              SELECT 1 FROM embedq.jobs busy
+              WHERE busy.status = 'processing'
+                AND busy.content_type = j.content_type AND busy.source_id = j.source_id)
+        ORDER BY j.priority, j.run_after, j.id
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE embedq.jobs j
+    SET status = 'processing', attempts = j.attempts + 1, locked_by = p_worker,
+        lease_expires_at = now() + p_lease, updated_at = now()
+    FROM claimable
+    WHERE j.id = claimable.id
+    RETURNING j.*
+$$;
+
+-- Ends claimed jobs as done. Returns the ids that were still this claim's to end.
+CREATE OR REPLACE FUNCTION embedq.jobs_complete(p_ids bigint[], p_attempts integer[])
+RETURNS SETOF bigint
+LANGUAGE sql
+AS $$
+    UPDATE embedq.jobs j
+    SET status = 'done', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+        last_error = NULL
+    FROM unnest(p_ids, p_attempts) AS claim(id, attempts)
+    WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status IN ('processing', 'dispatched')
+    RETURNING j.id
+$$;
+
+-- Records a failure of claimed jobs. Retryable failures wait an exponential backoff
+-- (base * 2^(attempts-1), capped, with +-20% jitter, at least p_min_delay_seconds) as
+-- `failed`; permanent ones, and jobs out of attempts, become `dead`. Either way the error is
+-- kept on the row.
+CREATE OR REPLACE FUNCTION embedq.jobs_fail(
+    p_ids bigint[], p_attempts integer[], p_error text, p_retryable boolean,
+    p_base_seconds double precision DEFAULT 2, p_max_seconds double precision DEFAULT 3600,
+    p_min_delay_seconds double precision DEFAULT 0
+) RETURNS TABLE (id bigint, status embedq.job_status)
+LANGUAGE sql
+AS $$
+    UPDATE embedq.jobs j
+    SET status = CASE WHEN p_retryable AND j.attempts < j.max_attempts
+                      THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
+        finished_at = CASE WHEN p_retryable AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
+        run_after = now() + make_interval(secs => greatest(
+            p_min_delay_seconds,
+            least(p_max_seconds, p_base_seconds * power(2, greatest(j.attempts - 1, 0)))
+                * (0.8 + random() * 0.4))),
+        last_error = left(p_error, 2000), lease_expires_at = NULL, updated_at = now()
+    FROM unnest(p_ids, p_attempts) AS claim(id, attempts)
+    WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status IN ('processing', 'dispatched')
+    RETURNING j.id, j.status
+$$;
+
+-- Returns jobs whose lease expired (their worker crashed or hung) to `failed`, runnable at
+-- once, or to `dead` when they are out of attempts.
+CREATE OR REPLACE FUNCTION embedq.jobs_rescue()
+RETURNS TABLE (id bigint, status embedq.job_status)
+LANGUAGE sql
+AS $$
+    UPDATE embedq.jobs j
+    SET status = CASE WHEN j.attempts < j.max_attempts
+                      THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
+        finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END,
+        run_after = now(),
+        last_error = format('lease expired while %s by %s', j.status, coalesce(j.locked_by, 'unknown')),
+        lease_expires_at = NULL, updated_at = now()
+    WHERE j.status = 'processing' AND j.lease_expires_at < now()
+    RETURNING j.id, j.status
+$$;
+
+-- Puts ended or failing jobs back in the queue with their attempts cleared. Where the source
+-- already has a pending job, that job is made at least as urgent and the requeued one is
+-- marked done as superseded: the pending job re-embeds the row as it is now, which is
+-- exactly what the requeued job would have done.
+CREATE OR REPLACE FUNCTION embedq.jobs_requeue(p_ids bigint[])
+RETURNS TABLE (id bigint, status embedq.job_status, merged_into bigint)
+LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    v_job embedq.jobs;
+    v_pending bigint;
+BEGIN
+    FOR v_job IN
+        SELECT * FROM embedq.jobs j WHERE j.id = ANY (p_ids)
+          AND j.status IN ('done', 'dead', 'failed')
+        ORDER BY j.id FOR UPDATE
+    LOOP
+        SELECT p.id INTO v_pending FROM embedq.jobs p
+        WHERE p.status = 'pending' AND p.content_type = v_job.content_type AND p.source_id = v_job.source_id
+        FOR UPDATE;
+        IF v_pending IS NULL THEN
+            UPDATE embedq.jobs j
+            SET status = 'pending', attempts = 0, run_after = now(), finished_at = NULL,
+                message_id = NULL, locked_by = NULL, updated_at = now()
+            WHERE j.id = v_job.id;
+            id := v_job.id; status := 'pending'; merged_into := NULL;
+        ELSE
+            UPDATE embedq.jobs p
+            SET priority = least(p.priority, v_job.priority), run_after = least(p.run_after, now()),
+                updated_at = now()
+            WHERE p.id = v_pending;
+            UPDATE embedq.jobs j
+            SET status = 'done', finished_at = now(), updated_at = now(),
+                last_error = format('superseded by pending job %s', v_pending)
+            WHERE j.id = v_job.id;
+            id := v_job.id; status := 'done'; merged_into := v_pending;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+    IF FOUND THEN
+        PERFORM pg_notify('embedq_jobs', '');
+    END IF;
+END
+$$;
+
+-- Ends a job that has not ended yet as dead, kept for replay.
+CREATE OR REPLACE FUNCTION embedq.jobs_cancel(p_id bigint)
+RETURNS SETOF embedq.jobs
+LANGUAGE sql
+AS $$
+    UPDATE embedq.jobs j
+    SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+        last_error = 'cancelled by operator'
+    WHERE j.id = p_id AND j.status NOT IN ('done', 'dead')
+    RETURNING j.*
+$$;

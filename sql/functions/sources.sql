@@ -1,0 +1,310 @@
+-- Registering a table as a source of embeddings. Idempotent: CREATE OR REPLACE only.
+--
+-- register_source builds three statement-level triggers per table (INSERT, UPDATE, DELETE)
+-- with transition tables, so a statement touching 100,000 rows costs one INSERT .. SELECT
+-- into the outbox and ONE pg_notify, not 100,000 of each. (PostgreSQL takes a cluster-wide
+-- lock at commit for every transaction that notifies; per-row notifies would serialise
+-- writers.) Every identifier a caller passes is checked against the catalog and quoted
+-- with format('%I'); nothing a caller passes is ever executed as SQL.
+
+CREATE OR REPLACE FUNCTION embedq._trigger_names(p_content_type text)
+RETURNS TABLE (kind text, function_name text, trigger_name text)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT kind, format('source_%s_%s', p_content_type, kind), format('embedq_%s_%s', p_content_type, kind)
+    FROM unnest(ARRAY['insert', 'update', 'delete']) AS kind
+$$;
+
+-- How to compare a column's old and new values. Types with their own `=` compare directly;
+-- the rest (json, xml, arrays, enums, ...) compare by their text form, which is equal exactly
+-- when the values are.
+CREATE OR REPLACE FUNCTION embedq._comparable(p_alias text, p_column text, p_type oid)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_operator op
+                     WHERE op.oprname = '=' AND op.oprleft = p_type AND op.oprright = p_type)
+        THEN format('%I.%I', p_alias, p_column)
+        ELSE format('%I.%I::text', p_alias, p_column)
+    END
+$$;
+
+CREATE OR REPLACE FUNCTION embedq.register_source(
+    content_type text,
+    source_table regclass,
+    fields text[],
+    priority integer DEFAULT 3,
+    key_column text DEFAULT 'id'
+) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $register$
+DECLARE
+    v_content_type text := register_source.content_type;
+    v_relkind "char";
+    v_table text;
+    v_key_attnum smallint;
+    v_field text;
+    v_field_types oid[] := '{}';
+    v_type oid;
+    v_new_fields text;
+    v_old_fields text;
+    v_names record;
+BEGIN
+    IF v_content_type IS NULL OR v_content_type !~ '^[a-z][a-z0-9_]{0,39}$' THEN
+        RAISE EXCEPTION 'embedq: content type % is not valid', quote_literal(coalesce(v_content_type, 'NULL'))
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use 1 to 40 characters: lower-case letters, digits and _, starting with a letter.';
+    END IF;
+    IF source_table IS NULL THEN
+        RAISE EXCEPTION 'embedq: a table is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF priority IS NULL OR priority NOT BETWEEN 1 AND 9 THEN
+        RAISE EXCEPTION 'embedq: priority % is out of range (1 = most urgent .. 9)', coalesce(priority::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF fields IS NULL OR cardinality(fields) = 0 THEN
+        RAISE EXCEPTION 'embedq: at least one field is required' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (SELECT count(DISTINCT f) FROM unnest(fields) f) <> cardinality(fields) THEN
+        RAISE EXCEPTION 'embedq: fields % contain a duplicate', fields USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT c.relkind, format('%I.%I', n.nspname, c.relname) INTO v_relkind, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = source_table;
+    IF v_relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'embedq: % is not a table', source_table USING ERRCODE = 'wrong_object_type';
+    END IF;
+
+    SELECT a.attnum INTO v_key_attnum FROM pg_attribute a
+    WHERE a.attrelid = source_table AND a.attname = key_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF v_key_attnum IS NULL THEN
+        RAISE EXCEPTION 'embedq: key column % does not exist in table %', quote_ident(coalesce(key_column, 'NULL')), v_table
+            USING ERRCODE = 'undefined_column';
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i
+        WHERE i.indrelid = source_table AND i.indisunique AND i.indpred IS NULL
+          AND i.indnkeyatts = 1 AND i.indkey[0] = v_key_attnum
+    ) THEN
+        RAISE EXCEPTION 'embedq: key column % of table % has no unique index', quote_ident(key_column), v_table
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The key must identify one row: use the primary key or a column with a unique index.';
+    END IF;
+
+    FOREACH v_field IN ARRAY fields LOOP
+        SELECT a.atttypid INTO v_type FROM pg_attribute a
+        WHERE a.attrelid = source_table AND a.attname = v_field AND a.attnum > 0 AND NOT a.attisdropped;
+        IF v_type IS NULL THEN
+            RAISE EXCEPTION 'embedq: column % does not exist in table %', quote_ident(coalesce(v_field, 'NULL')), v_table
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        v_field_types := v_field_types || v_type;
+    END LOOP;
+
+    SELECT string_agg(embedq._comparable('n', f.name, f.type), ', ' ORDER BY f.ord),
+           string_agg(embedq._comparable('o', f.name, f.type), ', ' ORDER BY f.ord)
+    INTO v_new_fields, v_old_fields
+    FROM unnest(fields, v_field_types) WITH ORDINALITY AS f(name, type, ord);
+
+    -- Re-registering replaces the previous definition (and its triggers, wherever they were).
+    PERFORM embedq.unregister_source(v_content_type, cancel_jobs => false)
+    FROM embedq.sources s WHERE s.content_type = v_content_type;
+
+    INSERT INTO embedq.sources (content_type, table_name, key_column, fields, priority)
+    VALUES (v_content_type, v_table, key_column, fields, priority);
+
+    SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'insert';
+    EXECUTE format($fn$
+        CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+        DECLARE
+            queued bigint;
+        BEGIN
+            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
+            SELECT s.content_type, n.%2$I::text, 'upsert', s.priority
+            FROM new_rows n CROSS JOIN embedq.sources s
+            WHERE s.content_type = %3$L AND s.enabled
+            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+            DO UPDATE SET op = excluded.op,
+                          priority = least(embedq.jobs.priority, excluded.priority),
+                          updated_at = now();
+            GET DIAGNOSTICS queued = ROW_COUNT;
+            IF queued > 0 THEN
+                PERFORM pg_notify('embedq_jobs', '');
+            END IF;
+            RETURN NULL;
+        END
+        $body$
+    $fn$, v_names.function_name, key_column, v_content_type);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
+                   v_names.trigger_name, v_table, v_names.function_name);
+
+    -- The UPDATE trigger joins old and new rows. Its query is run with EXECUTE so it is planned
+    -- for each statement's row count: a cached plan made for a one-row update would be a
+    -- nested loop, quadratic for a 100,000-row update.
+    SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'update';
+    EXECUTE format($fn$
+        CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+        DECLARE
+            queued bigint;
+        BEGIN
+            EXECUTE %4$L;
+            GET DIAGNOSTICS queued = ROW_COUNT;
+            IF queued > 0 THEN
+                PERFORM pg_notify('embedq_jobs', '');
+            END IF;
+            RETURN NULL;
+        END
+        $body$
+    $fn$, v_names.function_name, key_column, v_content_type, format($q$
+            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
+            SELECT s.content_type, changed.source_id, changed.op, s.priority
+            FROM (
+                SELECT n.%1$I::text AS source_id, 'upsert'::embedq.job_op AS op
+                FROM new_rows n LEFT JOIN old_rows o ON o.%1$I = n.%1$I
+                WHERE o.%1$I IS NULL OR (%3$s) IS DISTINCT FROM (%4$s)
+                UNION ALL
+                SELECT o.%1$I::text, 'delete'::embedq.job_op
+                FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.%1$I = o.%1$I)
+            ) AS changed CROSS JOIN embedq.sources s
+            WHERE s.content_type = %2$L AND s.enabled
+            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+            DO UPDATE SET op = excluded.op,
+                          priority = least(embedq.jobs.priority, excluded.priority),
+                          updated_at = now()
+        $q$, key_column, v_content_type,
+        CASE WHEN cardinality(fields) = 1 THEN v_new_fields ELSE 'ROW(' || v_new_fields || ')' END,
+        CASE WHEN cardinality(fields) = 1 THEN v_old_fields ELSE 'ROW(' || v_old_fields || ')' END));
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
+                   v_names.trigger_name, v_table, v_names.function_name);
+
+    SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'delete';
+    EXECUTE format($fn$
+        CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+        DECLARE
+            queued bigint;
+        BEGIN
+            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
+            SELECT s.content_type, o.%2$I::text, 'delete', s.priority
+            FROM old_rows o CROSS JOIN embedq.sources s
+            WHERE s.content_type = %3$L AND s.enabled
+            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+            DO UPDATE SET op = excluded.op,
+                          priority = least(embedq.jobs.priority, excluded.priority),
+                          updated_at = now();
+            GET DIAGNOSTICS queued = ROW_COUNT;
+            IF queued > 0 THEN
+                PERFORM pg_notify('embedq_jobs', '');
+            END IF;
+            RETURN NULL;
+        END
+        $body$
+    $fn$, v_names.function_name, key_column, v_content_type);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
+                   v_names.trigger_name, v_table, v_names.function_name);
+END
+$register$;
+
+-- Removes the triggers and the registration. Jobs still queued for the type are ended as
+-- dead (kept for replay after a re-registration); vectors are kept.
+CREATE OR REPLACE FUNCTION embedq.unregister_source(content_type text, cancel_jobs boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source embedq.sources;
+    v_names record;
+BEGIN
+    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = unregister_source.content_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(coalesce(unregister_source.content_type, 'NULL'))
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    FOR v_names IN SELECT * FROM embedq._trigger_names(v_source.content_type) LOOP
+        IF to_regclass(v_source.table_name) IS NOT NULL THEN
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_names.trigger_name, v_source.table_name);
+        END IF;
+        EXECUTE format('DROP FUNCTION IF EXISTS embedq.%I()', v_names.function_name);
+    END LOOP;
+    DELETE FROM embedq.sources s WHERE s.content_type = v_source.content_type;
+    IF cancel_jobs THEN
+        UPDATE embedq.jobs j
+        SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+            last_error = 'content type unregistered'
+        WHERE j.content_type = v_source.content_type AND j.status IN ('pending', 'failed');
+    END IF;
+END
+$$;
+
+-- The rows behind a batch of jobs, one query per content type: each requested source id
+-- that still exists comes back with its registered fields as jsonb. Ids that are not valid
+-- for the key's type cannot name a row and are treated like deleted rows.
+CREATE OR REPLACE FUNCTION embedq.source_rows(p_content_type text, p_source_ids text[])
+RETURNS TABLE (source_id text, fields jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source embedq.sources;
+    v_key_type text;
+BEGIN
+    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = p_content_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(p_content_type)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type FROM pg_attribute a
+    WHERE a.attrelid = v_source.table_name::regclass AND a.attname = v_source.key_column;
+    RETURN QUERY EXECUTE format(
+        'SELECT t.%1$I::text, jsonb_build_object(%2$s) FROM %3$s t '
+        'WHERE t.%1$I = ANY (ARRAY(SELECT id::%4$s FROM unnest($1::text[]) id WHERE pg_input_is_valid(id, %5$L)))',
+        v_source.key_column,
+        (SELECT string_agg(format('%L, t.%I', f, f), ', ') FROM unnest(v_source.fields) f),
+        v_source.table_name, v_key_type, v_key_type)
+    USING p_source_ids;
+END
+$$;
+
+-- Queues an upsert for up to p_limit rows of a source whose key sorts after p_after (NULL:
+-- from the start), in key order. Returns how many rows it queued and the last key, to pass as
+-- p_after next time: a backfill of millions of rows is many short transactions, and an
+-- interrupted one resumes where it stopped. Backfill jobs default to the least urgent
+-- priority so live edits are never stuck behind them; an already pending job of a row keeps
+-- its own (more urgent) priority.
+CREATE OR REPLACE FUNCTION embedq.backfill(p_content_type text, p_after text, p_limit integer, p_priority integer DEFAULT 9)
+RETURNS TABLE (queued bigint, last_key text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source embedq.sources;
+    v_key_type text;
+BEGIN
+    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = p_content_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(coalesce(p_content_type, 'NULL'))
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type FROM pg_attribute a
+    WHERE a.attrelid = v_source.table_name::regclass AND a.attname = v_source.key_column;
+    RETURN QUERY EXECUTE format($q$
+        WITH batch AS (
+            SELECT t.%1$I AS k FROM %2$s t
+            WHERE $1::text IS NULL OR t.%1$I > $1::%3$s
+            ORDER BY t.%1$I LIMIT $2
+        ), queued AS (
+            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
+            SELECT %4$L, k::text, 'upsert', $3 FROM batch
+            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+            DO UPDATE SET op = 'upsert', updated_at = now()
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM queued), (SELECT k::text FROM batch ORDER BY k DESC LIMIT 1)
+    $q$, v_source.key_column, v_source.table_name, v_key_type, v_source.content_type)
+    USING p_after, p_limit, p_priority;
+    PERFORM pg_notify('embedq_jobs', '');
+END
+$$;

@@ -1,0 +1,113 @@
+-- Named queries, loaded once by embedq.queries. asyncpg placeholders ($1, $2, ...).
+-- Each block starts with `-- name: <noun_verb>`.
+
+-- name: server_has_pgvector
+SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')
+
+-- name: schema_is_migrated
+SELECT to_regclass('embedq.jobs') IS NOT NULL
+
+-- name: jobs_claim
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3))
+
+-- name: jobs_complete
+SELECT * FROM embedq.jobs_complete($1::bigint[], $2::integer[])
+
+-- name: jobs_fail
+SELECT * FROM embedq.jobs_fail($1::bigint[], $2::integer[], $3, $4, $5, $6, $7)
+
+-- name: jobs_rescue
+SELECT * FROM embedq.jobs_rescue()
+
+-- name: jobs_requeue
+SELECT * FROM embedq.jobs_requeue($1::bigint[])
+
+-- name: jobs_cancel
+SELECT * FROM embedq.jobs_cancel($1)
+
+-- name: jobs_get
+SELECT * FROM embedq.jobs WHERE id = $1
+
+-- name: jobs_count_by_status_priority
+SELECT status::text AS status, priority, count(*) AS jobs
+FROM embedq.jobs GROUP BY status, priority ORDER BY status, priority
+
+-- name: jobs_oldest_pending_age
+SELECT extract(epoch FROM now() - min(created_at))::float8 AS seconds
+FROM embedq.jobs WHERE status = 'pending'
+
+-- name: jobs_runnable_count
+SELECT count(*) FROM embedq.jobs
+WHERE status IN ('pending', 'failed') AND run_after <= now()
+
+-- name: jobs_unfinished_count
+SELECT count(*) FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processing', 'dispatched')
+
+-- name: jobs_finished_since
+SELECT count(*) FROM embedq.jobs WHERE status = 'done' AND finished_at >= now() - make_interval(secs => $1)
+
+-- name: sources_list
+SELECT content_type, table_name, key_column, fields, priority, enabled
+FROM embedq.sources ORDER BY priority, content_type
+
+-- name: source_rows
+SELECT source_id, fields FROM embedq.source_rows($1, $2::text[])
+
+-- name: embeddings_hashes
+SELECT e.content_type, e.source_id, e.chunk_index, e.content_hash
+FROM embedq.embeddings e
+JOIN unnest($2::text[], $3::text[]) AS s(content_type, source_id)
+  ON e.content_type = s.content_type AND e.source_id = s.source_id
+WHERE e.model = $1
+
+-- name: embeddings_upsert
+INSERT INTO embedq.embeddings AS e
+    (content_type, source_id, model, chunk_index, embedding, content_hash, content, metadata)
+SELECT v.content_type, v.source_id, $1, v.chunk_index, v.embedding, v.content_hash, v.content, v.metadata
+FROM unnest($2::text[], $3::text[], $4::integer[], $5::vector[], $6::text[], $7::text[], $8::jsonb[])
+    AS v(content_type, source_id, chunk_index, embedding, content_hash, content, metadata)
+ON CONFLICT (content_type, source_id, model, chunk_index) DO UPDATE
+SET embedding = excluded.embedding, content_hash = excluded.content_hash,
+    content = excluded.content, metadata = excluded.metadata, embedded_at = now()
+
+-- name: embeddings_trim
+DELETE FROM embedq.embeddings e
+USING unnest($2::text[], $3::text[], $4::integer[]) AS s(content_type, source_id, chunk_count)
+WHERE e.model = $1 AND e.content_type = s.content_type AND e.source_id = s.source_id
+  AND e.chunk_index >= s.chunk_count
+
+-- name: embeddings_delete_sources
+DELETE FROM embedq.embeddings e
+USING unnest($1::text[], $2::text[]) AS s(content_type, source_id)
+WHERE e.content_type = s.content_type AND e.source_id = s.source_id
+
+-- name: embeddings_count_by_type
+SELECT e.content_type, count(DISTINCT e.source_id) AS sources, count(*) AS chunks
+FROM embedq.embeddings e
+WHERE e.model = (SELECT name FROM embedq.models WHERE active)
+GROUP BY e.content_type ORDER BY e.content_type
+
+-- name: models_ensure
+SELECT * FROM embedq.model_ensure($1, $2, $3)
+
+-- name: models_activate
+SELECT * FROM embedq.model_activate($1)
+
+-- name: models_list
+SELECT m.name, m.provider, m.dimensions, m.active, m.created_at,
+       (SELECT count(*) FROM embedq.embeddings e WHERE e.model = m.name) AS vectors
+FROM embedq.models m ORDER BY m.created_at, m.name
+
+-- name: models_active
+SELECT * FROM embedq.models WHERE active
+
+-- name: search
+SELECT content_type, source_id, chunk_index, similarity, content
+FROM embedq.search($1::vector, $2, $3::text[], $4)
+
+-- name: search_log_insert
+INSERT INTO embedq.search_log (query, model, content_types, match_count, result_count, duration_ms, origin)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+
+-- name: backfill_batch
+SELECT queued, last_key FROM embedq.backfill($1, $2, $3, $4)

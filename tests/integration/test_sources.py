@@ -1,0 +1,115 @@
+"""register_source / unregister_source on any table and key type, and what they refuse."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+
+async def test_a_uuid_keyed_table_gets_jobs_and_rows(conn):
+    await conn.execute(
+        "CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text, meta jsonb, pinned bool)")
+    await conn.execute("SELECT embedq.register_source('note', 'notes', ARRAY['body', 'meta'], 1)")
+    note_id = await conn.fetchval("INSERT INTO notes (body, meta) VALUES ('hello', '{\"a\": 1}') RETURNING id")
+    assert isinstance(note_id, uuid.UUID)
+    job = await conn.fetchrow("SELECT op::text, priority FROM embedq.jobs WHERE content_type = 'note' AND source_id = $1",
+                              str(note_id))
+    assert tuple(job) == ("upsert", 1)
+
+    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+    await conn.execute("UPDATE notes SET pinned = true")
+    await conn.execute("UPDATE notes SET meta = '{\"a\": 1}'")  # jsonb compared by value: unchanged
+    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 0
+    await conn.execute("UPDATE notes SET meta = '{\"a\": 2}'")
+    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 1
+
+    rows = await conn.fetch("SELECT * FROM embedq.source_rows('note', $1)", [str(note_id), "not-a-uuid"])
+    assert [(r["source_id"], r["fields"]) for r in rows] == [(str(note_id), {"body": "hello", "meta": {"a": 2}})]
+
+
+async def test_a_text_keyed_table_with_a_json_field(conn):
+    await conn.execute("CREATE TABLE docs (slug text PRIMARY KEY, doc json, views int)")
+    await conn.execute("SELECT embedq.register_source('doc', 'docs', ARRAY['doc'], 5, key_column => 'slug')")
+    await conn.execute("INSERT INTO docs VALUES ('a-b', '{\"t\": \"x\"}', 0)")
+    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+    await conn.execute("UPDATE docs SET views = 2, doc = '{\"t\": \"x\"}'")
+    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 0
+    await conn.execute("DELETE FROM docs")
+    assert tuple(await conn.fetchrow(
+        "SELECT source_id, op::text FROM embedq.jobs WHERE status = 'pending'")) == ("a-b", "delete")
+
+
+async def test_hostile_identifiers_are_data_not_sql(conn):
+    hostile = 'x"; DROP TABLE courses; --'
+    await conn.execute(f'CREATE TABLE "{hostile.replace(chr(34), chr(34) * 2)}" ("{hostile.replace(chr(34), chr(34) * 2)}" text, id int PRIMARY KEY)')
+    table = await conn.fetchval("SELECT quote_ident($1)", hostile)
+    await conn.execute("SELECT embedq.register_source('hostile', $1::regclass, ARRAY[$2])", table, hostile)
+    await conn.execute(f"INSERT INTO {table} (id, {table}) VALUES (1, 'text')")
+    assert await conn.fetchval("SELECT to_regclass('public.courses') IS NOT NULL")
+    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'hostile'") == 1
+    rows = await conn.fetch("SELECT * FROM embedq.source_rows('hostile', ARRAY['1'])")
+    assert rows[0]["fields"] == {hostile: "text"}
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("SELECT embedq.register_source('c2', 'courses', ARRAY['nope'])",
+         'column nope does not exist in table public.courses'),
+        ("SELECT embedq.register_source('Bad Type', 'courses', ARRAY['title'])",
+         "content type 'Bad Type' is not valid"),
+        ("SELECT embedq.register_source('x; drop table courses', 'courses', ARRAY['title'])", "is not valid"),
+        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 0)", "priority 0 is out of range"),
+        ("SELECT embedq.register_source('c2', 'courses', ARRAY[]::text[])", "at least one field"),
+        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title', 'title'])", "contain a duplicate"),
+        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'slug')",
+         "key column slug does not exist"),
+        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'category')",
+         "key column category of table public.courses has no unique index"),
+        ("SELECT embedq.register_source('c2', 'no_such_table', ARRAY['title'])",
+         'relation "no_such_table" does not exist'),
+        ("SELECT embedq.unregister_source('never_registered')", "content type 'never_registered' is not registered"),
+    ],
+)
+async def test_bad_registrations_fail_with_a_clear_message(conn, call, message):
+    with pytest.raises(asyncpg.PostgresError) as excinfo:
+        await conn.execute(call)
+    assert message in str(excinfo.value)
+    assert await conn.fetchval("SELECT count(*) FROM embedq.sources") == 5
+
+
+async def test_a_view_cannot_be_registered(conn):
+    await conn.execute("CREATE VIEW course_titles AS SELECT id, title FROM courses")
+    with pytest.raises(asyncpg.PostgresError, match="is not a table"):
+        await conn.execute("SELECT embedq.register_source('ct', 'course_titles', ARRAY['title'])")
+
+
+async def test_unregister_removes_triggers_and_ends_queued_jobs(conn):
+    await conn.execute("INSERT INTO posts (title) VALUES ('queued')")
+    await conn.execute("SELECT embedq.unregister_source('post')")
+    await conn.execute("INSERT INTO posts (title) VALUES ('not queued')")
+    rows = await conn.fetch("SELECT status::text, last_error FROM embedq.jobs WHERE content_type = 'post'")
+    assert [tuple(r) for r in rows] == [("dead", "content type unregistered")]
+    assert await conn.fetchval(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal") == 0
+
+
+async def test_reregistering_replaces_fields_and_priority(conn):
+    await conn.execute("SELECT embedq.register_source('post', 'posts', ARRAY['body'], 1)")
+    post_id = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('t', 'b') RETURNING id")
+    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+    await conn.execute("UPDATE posts SET title = 'new title' WHERE id = $1", post_id)  # no longer embedded
+    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 0
+    await conn.execute("UPDATE posts SET body = 'new body' WHERE id = $1", post_id)
+    assert await conn.fetchval("SELECT priority FROM embedq.jobs WHERE status = 'pending'") == 1
+    assert await conn.fetchval(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal") == 3
+
+
+async def test_a_disabled_source_queues_nothing(conn):
+    await conn.execute("UPDATE embedq.sources SET enabled = false WHERE content_type = 'comment'")
+    post_id = await conn.fetchval("INSERT INTO posts (title) VALUES ('p') RETURNING id")
+    await conn.execute("INSERT INTO comments (post_id, body) VALUES ($1, 'c')", post_id)
+    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'comment'") == 0

@@ -1,0 +1,1 @@
+"""The ASGI app QStash calls: signature verification, job processing, failure callbacks."""
