@@ -32,6 +32,7 @@ class Status:
 
 async def read_status(conn: asyncpg.Connection, mode: str = "local") -> Status:
     status = Status(mode=mode)
+    await conn.execute(query("jobs_ingest"))
     status.jobs = {s.value: {} for s in JobStatus}
     status.totals = {s.value: 0 for s in JobStatus}
     for row in await conn.fetch(query("jobs_count_by_status_priority")):

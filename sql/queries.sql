@@ -10,6 +10,9 @@ SELECT to_regclass('embedq.jobs') IS NOT NULL
 -- name: jobs_claim
 SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3))
 
+-- name: jobs_ingest
+SELECT embedq.jobs_ingest()
+
 -- name: jobs_complete
 SELECT * FROM embedq.jobs_complete($1::bigint[], $2::integer[])
 

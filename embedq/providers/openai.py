@@ -1,10 +1,12 @@
 """The `openai` provider: OpenAI, or any server that speaks its embeddings API.
 
 Ollama, vLLM, TEI and LM Studio all answer `POST {OPENAI_BASE_URL}/embeddings`; a keyless
-server gets a placeholder bearer token. The SDK retries 408, 409, 429 and 5xx itself, waiting
-as the server's `retry-after-ms` / `Retry-After` header says (up to two minutes) or with
-exponential backoff; whatever it gives up on is translated here, once, into RetryableError or
-PermanentError. A failed batch is retried as the same batch, so batching survives retries.
+server gets a placeholder bearer token. The SDK retries 408, 409, 429 and 5xx itself
+(`max_retries`), waiting as the server's `retry-after-ms` or `Retry-After` header says, or
+with exponential backoff (0.5 s doubling to 8 s) when there is none; it does not retry at all
+when the server asks for more than two minutes. Whatever it gives up on is translated here,
+once, into RetryableError (carrying the server's wait) or PermanentError. A failed batch is
+retried as the same batch, so batching survives retries.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import openai
 
 from embedq.batching import batch_ranges
-from embedq.errors import PermanentError, RetryableError
+from embedq.errors import ConfigError, PermanentError, RetryableError
 from embedq.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -89,10 +91,13 @@ class OpenAIEmbedder:
         `encoding_format`: "base64" (what the SDK asks for by default; a quarter of the bytes)
         or "float" for a server that rejects base64. Either kind of answer is accepted.
         """
-        if dimensions < 1 or concurrency < 1 or max_retries < 0 or max_input_tokens < 1:
-            raise ValueError("dimensions, concurrency and max_input_tokens must be positive, max_retries >= 0")
-        if not 1 <= max_inputs_per_request <= MAX_INPUTS_PER_REQUEST or max_tokens_per_request < 1:
-            raise ValueError(f"max_inputs_per_request must be 1..{MAX_INPUTS_PER_REQUEST}, max_tokens_per_request positive")
+        if min(dimensions, concurrency, max_input_tokens, max_tokens_per_request) < 1 or max_retries < 0:
+            raise ValueError(
+                "dimensions, concurrency, max_input_tokens and max_tokens_per_request must be positive, "
+                "max_retries must not be negative"
+            )
+        if not 1 <= max_inputs_per_request <= MAX_INPUTS_PER_REQUEST:
+            raise ValueError(f"max_inputs_per_request must be between 1 and {MAX_INPUTS_PER_REQUEST}")
         if encoding_format not in ("base64", "float"):
             raise ValueError("encoding_format must be 'base64' or 'float'")
         self.model = model
@@ -114,21 +119,27 @@ class OpenAIEmbedder:
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
         """EMBEDQ_OPENAI_TIMEOUT=0 means no timeout."""
-        return cls(
-            model=settings.model,
-            dimensions=settings.dimensions,
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            concurrency=settings.openai_concurrency,
-            max_retries=settings.openai_max_retries,
-            timeout=settings.openai_timeout or None,
-            max_input_tokens=(
-                OPENAI_MAX_INPUT_TOKENS if settings.model in OPENAI_MODELS else UNKNOWN_MODEL_MAX_INPUT_TOKENS
-            ),
-        )
+        known_model = settings.model in OPENAI_MODELS
+        try:
+            return cls(
+                model=settings.model,
+                dimensions=settings.dimensions,
+                api_key=settings.openai_api_key,
+                base_url=settings.openai_base_url,
+                concurrency=settings.openai_concurrency,
+                max_retries=settings.openai_max_retries,
+                timeout=settings.openai_timeout or None,
+                max_input_tokens=OPENAI_MAX_INPUT_TOKENS if known_model else UNKNOWN_MODEL_MAX_INPUT_TOKENS,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"EMBEDQ_OPENAI_* / EMBEDQ_DIMENSIONS: {exc}") from None
 
     def __repr__(self) -> str:
-        return f"OpenAIEmbedder(model={self.model!r}, dimensions={self.dimensions}, base_url={str(self._client.base_url)!r})"
+        return f"OpenAIEmbedder(model={self.model!r}, dimensions={self.dimensions}, base_url='{self.base_url}')"
+
+    @property
+    def base_url(self) -> str:
+        return str(self._client.base_url)
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
@@ -137,9 +148,8 @@ class OpenAIEmbedder:
         texts = list(texts)
         if not texts:
             return np.empty((0, self.dimensions), dtype=np.float32)
-        ranges = batch_ranges(
-            [self.count_tokens(text) for text in texts], self.max_inputs_per_request, self.max_tokens_per_request
-        )
+        token_counts = [self.count_tokens(text) for text in texts]
+        ranges = batch_ranges(token_counts, self.max_inputs_per_request, self.max_tokens_per_request)
         tasks = [asyncio.create_task(self._embed_batch(texts[batch.start : batch.stop])) for batch in ranges]
         try:
             batches = await asyncio.gather(*tasks)
@@ -171,6 +181,8 @@ class OpenAIEmbedder:
                 )
             except openai.OpenAIError as exc:
                 raise self._translate(exc) from exc
+            except ValueError as exc:  # a 200 whose JSON body does not parse
+                raise PermanentError(f"{self._where}: unreadable response: {exc}") from exc
         return self._vectors(response, len(texts))
 
     def _vectors(self, response: Any, expected: int) -> np.ndarray:
@@ -178,29 +190,33 @@ class OpenAIEmbedder:
         data = getattr(response, "data", None)
         if not isinstance(data, list) or len(data) != expected:
             count = len(data) if isinstance(data, list) else "no"
-            raise PermanentError(f"{self.model}: {expected} inputs were sent, {count} embeddings came back")
+            raise PermanentError(f"{self._where}: {expected} inputs were sent, {count} embeddings came back")
         matrix = np.empty((expected, self.dimensions), dtype=np.float32)
         filled = np.zeros(expected, dtype=bool)
         for item in data:
             index = getattr(item, "index", None)
-            if not isinstance(index, int) or not 0 <= index < expected or filled[index]:
-                raise PermanentError(f"{self.model}: embedding index {index!r} does not match the {expected} inputs")
+            if type(index) is not int or not 0 <= index < expected or filled[index]:
+                raise PermanentError(f"{self._where}: embedding index {index!r} does not match {expected} inputs")
             vector = _decode(getattr(item, "embedding", None))
             if vector is None:
-                raise PermanentError(f"{self.model}: embedding {index} is neither base64 nor a list of numbers")
+                raise PermanentError(f"{self._where}: embedding {index} is neither base64 nor a list of numbers")
             if vector.shape != (self.dimensions,):
                 raise PermanentError(
-                    f"{self.model}: the server returned {vector.size} dimensions, "
+                    f"{self._where}: the server returned {vector.size} dimensions, "
                     f"{self.dimensions} are configured (EMBEDQ_DIMENSIONS)"
                 )
             if not np.isfinite(vector).all():
-                raise PermanentError(f"{self.model}: embedding {index} contains NaN or infinity")
+                raise PermanentError(f"{self._where}: embedding {index} contains NaN or infinity")
             matrix[index] = vector
             filled[index] = True
         return matrix
 
+    @property
+    def _where(self) -> str:
+        return f"{self.model} at {self.base_url}"
+
     def _translate(self, exc: openai.OpenAIError) -> RetryableError | PermanentError:
-        where = f"{self.model} at {self._client.base_url}"
+        where = self._where
         if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
             error: RetryableError | PermanentError = RetryableError(f"{where}: {exc.message}")
         elif isinstance(exc, openai.APIStatusError):
@@ -222,6 +238,7 @@ class OpenAIEmbedder:
                 "retryable": error.retryable,
                 "retry_after": error.retry_after,
                 "status_code": getattr(exc, "status_code", None),
+                "error": str(error),
             },
         )
         return error

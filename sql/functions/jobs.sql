@@ -3,14 +3,50 @@
 -- A claim is identified by (id, attempts): claiming increments attempts, so a worker whose
 -- lease expired and whose job was claimed again cannot complete or fail the new claim.
 
+-- Moves what the triggers wrote to embedq.job_inbox into embedq.jobs: one job per source,
+-- coalesced with the source's pending job if it has one (the most urgent priority and the
+-- latest operation win). SKIP LOCKED lets concurrent claimers ingest different inbox rows.
+-- Returns the number of jobs created or updated.
+CREATE OR REPLACE FUNCTION embedq.jobs_ingest(p_max_rows integer DEFAULT 1000)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    WITH taken AS (
+        DELETE FROM embedq.job_inbox i
+        WHERE i.id IN (SELECT x.id FROM embedq.job_inbox x ORDER BY x.id LIMIT p_max_rows FOR UPDATE SKIP LOCKED)
+        RETURNING i.*
+    ), touched AS (
+        SELECT t.content_type, u.source_id,
+               (array_agg(t.op ORDER BY t.id DESC))[1] AS op,
+               min(t.priority) AS priority, min(t.created_at) AS created_at
+        FROM taken t CROSS JOIN LATERAL unnest(t.source_ids) AS u(source_id)
+        GROUP BY t.content_type, u.source_id
+    )
+    INSERT INTO embedq.jobs (content_type, source_id, op, priority, created_at, run_after)
+    SELECT content_type, source_id, op, priority, created_at, created_at FROM touched
+    ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+    DO UPDATE SET op = excluded.op,
+                  priority = least(embedq.jobs.priority, excluded.priority),
+                  updated_at = now();
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END
+$$;
+
 -- Claims up to p_limit runnable jobs, most urgent first, and leases them to p_worker.
 -- FOR UPDATE SKIP LOCKED lets any number of listeners claim side by side without waiting on
 -- each other's rows. A job whose source already has a job in processing is left for later:
 -- two workers embedding the same row at once could otherwise commit an older text last.
 CREATE OR REPLACE FUNCTION embedq.jobs_claim(p_worker text, p_limit integer, p_lease interval)
 RETURNS SETOF embedq.jobs
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+BEGIN
+    PERFORM embedq.jobs_ingest();
+    RETURN QUERY
     WITH claimable AS (
         SELECT j.id
         FROM embedq.jobs j
@@ -29,7 +65,8 @@ AS $$
         lease_expires_at = now() + p_lease, updated_at = now()
     FROM claimable
     WHERE j.id = claimable.id
-    RETURNING j.*
+    RETURNING j.*;
+END
 $$;
 
 -- Ends claimed jobs as done. Returns the ids that were still this claim's to end.

@@ -1,8 +1,8 @@
 -- Registering a table as a source of embeddings. Idempotent: CREATE OR REPLACE only.
 --
 -- register_source builds three statement-level triggers per table (INSERT, UPDATE, DELETE)
--- with transition tables, so a statement touching 100,000 rows costs one INSERT .. SELECT
--- into the outbox and ONE pg_notify, not 100,000 of each. (PostgreSQL takes a cluster-wide
+-- with transition tables, so a statement touching 100,000 rows costs one row in
+-- embedq.job_inbox (the keys as an array) and ONE pg_notify, not 100,000 of each. (PostgreSQL takes a cluster-wide
 -- lock at commit for every transaction that notifies; per-row notifies would serialise
 -- writers.) Every identifier a caller passes is checked against the catalog and quoted
 -- with format('%I'); nothing a caller passes is ever executed as SQL.
@@ -116,19 +116,13 @@ BEGIN
     SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'insert';
     EXECUTE format($fn$
         CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
-        DECLARE
-            queued bigint;
         BEGIN
-            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
-            SELECT s.content_type, n.%2$I::text, 'upsert', s.priority
-            FROM new_rows n CROSS JOIN embedq.sources s
-            WHERE s.content_type = %3$L AND s.enabled
-            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
-            DO UPDATE SET op = excluded.op,
-                          priority = least(embedq.jobs.priority, excluded.priority),
-                          updated_at = now();
-            GET DIAGNOSTICS queued = ROW_COUNT;
-            IF queued > 0 THEN
+            INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
+            SELECT s.content_type, 'upsert', s.priority, touched.ids
+            FROM (SELECT array_agg(n.%2$I::text) AS ids FROM new_rows n) touched
+            CROSS JOIN embedq.sources s
+            WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
+            IF FOUND THEN
                 PERFORM pg_notify('embedq_jobs', '');
             END IF;
             RETURN NULL;
@@ -157,21 +151,17 @@ BEGIN
         END
         $body$
     $fn$, v_names.function_name, key_column, v_content_type, format($q$
-            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
-            SELECT s.content_type, changed.source_id, changed.op, s.priority
+            INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
+            SELECT s.content_type, touched.op, s.priority, touched.ids
             FROM (
-                SELECT n.%1$I::text AS source_id, 'upsert'::embedq.job_op AS op
+                SELECT 'upsert'::embedq.job_op AS op, array_agg(n.%1$I::text) AS ids
                 FROM new_rows n LEFT JOIN old_rows o ON o.%1$I = n.%1$I
                 WHERE o.%1$I IS NULL OR (%3$s) IS DISTINCT FROM (%4$s)
                 UNION ALL
-                SELECT o.%1$I::text, 'delete'::embedq.job_op
+                SELECT 'delete'::embedq.job_op, array_agg(o.%1$I::text)
                 FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.%1$I = o.%1$I)
-            ) AS changed CROSS JOIN embedq.sources s
-            WHERE s.content_type = %2$L AND s.enabled
-            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
-            DO UPDATE SET op = excluded.op,
-                          priority = least(embedq.jobs.priority, excluded.priority),
-                          updated_at = now()
+            ) AS touched CROSS JOIN embedq.sources s
+            WHERE s.content_type = %2$L AND s.enabled AND touched.ids IS NOT NULL
         $q$, key_column, v_content_type,
         CASE WHEN cardinality(fields) = 1 THEN v_new_fields ELSE 'ROW(' || v_new_fields || ')' END,
         CASE WHEN cardinality(fields) = 1 THEN v_old_fields ELSE 'ROW(' || v_old_fields || ')' END));
@@ -182,19 +172,13 @@ BEGIN
     SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'delete';
     EXECUTE format($fn$
         CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
-        DECLARE
-            queued bigint;
         BEGIN
-            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
-            SELECT s.content_type, o.%2$I::text, 'delete', s.priority
-            FROM old_rows o CROSS JOIN embedq.sources s
-            WHERE s.content_type = %3$L AND s.enabled
-            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
-            DO UPDATE SET op = excluded.op,
-                          priority = least(embedq.jobs.priority, excluded.priority),
-                          updated_at = now();
-            GET DIAGNOSTICS queued = ROW_COUNT;
-            IF queued > 0 THEN
+            INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
+            SELECT s.content_type, 'delete', s.priority, touched.ids
+            FROM (SELECT array_agg(o.%2$I::text) AS ids FROM old_rows o) touched
+            CROSS JOIN embedq.sources s
+            WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
+            IF FOUND THEN
                 PERFORM pg_notify('embedq_jobs', '');
             END IF;
             RETURN NULL;
@@ -231,6 +215,7 @@ BEGIN
     END LOOP;
     DELETE FROM embedq.sources s WHERE s.content_type = v_source.content_type;
     IF cancel_jobs THEN
+        PERFORM embedq.jobs_ingest();
         UPDATE embedq.jobs j
         SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
             last_error = 'content type unregistered'

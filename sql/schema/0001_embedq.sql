@@ -43,6 +43,19 @@ CREATE TABLE embedq.jobs (
         CHECK ((status IN ('processing', 'dispatched')) = (lease_expires_at IS NOT NULL))
 );
 
+-- What triggers write: one row per statement and operation, holding the keys it touched.
+-- Writing 100,000 job rows inside the application's statement would cost about as much as
+-- the application's own insert; one array row costs a few percent. Claimers move these rows
+-- into embedq.jobs (embedq.jobs_ingest), coalesced, off the application's write path.
+CREATE TABLE embedq.job_inbox (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    content_type text NOT NULL,
+    op           embedq.job_op NOT NULL,
+    priority     smallint NOT NULL,
+    source_ids   text[] NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE UNIQUE INDEX jobs_one_pending_per_source ON embedq.jobs (content_type, source_id)
     WHERE status = 'pending';
 CREATE INDEX jobs_claimable ON embedq.jobs (priority, run_after, id)

@@ -53,6 +53,7 @@ def test_status_table_for_people(dsn):
 def test_jobs_show_cancel_retry_round_trip(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO courses (title) VALUES ('a')")
+        conn.execute("SELECT embedq.jobs_ingest()")
         job_id = conn.execute("SELECT id FROM embedq.jobs").fetchone()[0]
 
     shown = embedq("jobs", "show", str(job_id), "--json", database_url=dsn)

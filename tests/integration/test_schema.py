@@ -32,7 +32,7 @@ def test_downgrade_to_base_and_upgrade_again(dsn):
     migrations.upgrade(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO courses (title) VALUES ('after round trip')")
-        assert conn.execute("SELECT count(*) FROM embedq.jobs").fetchone() == (1,)
+        assert conn.execute("SELECT embedq.jobs_ingest()").fetchone() == (1,)
 
 
 def _schema_dump(dsn: str) -> str:

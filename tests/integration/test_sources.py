@@ -14,16 +14,18 @@ async def test_a_uuid_keyed_table_gets_jobs_and_rows(conn):
     await conn.execute("SELECT embedq.register_source('note', 'notes', ARRAY['body', 'meta'], 1)")
     note_id = await conn.fetchval("INSERT INTO notes (body, meta) VALUES ('hello', '{\"a\": 1}') RETURNING id")
     assert isinstance(note_id, uuid.UUID)
+    await conn.execute("SELECT embedq.jobs_ingest()")
     job = await conn.fetchrow("SELECT op::text, priority FROM embedq.jobs WHERE content_type = 'note' AND source_id = $1",
                               str(note_id))
     assert tuple(job) == ("upsert", 1)
 
+    await conn.execute("SELECT embedq.jobs_ingest()")
     await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
     await conn.execute("UPDATE notes SET pinned = true")
     await conn.execute("UPDATE notes SET meta = '{\"a\": 1}'")  # jsonb compared by value: unchanged
-    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 0
+    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 0
     await conn.execute("UPDATE notes SET meta = '{\"a\": 2}'")
-    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 1
+    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 1
 
     rows = await conn.fetch("SELECT * FROM embedq.source_rows('note', $1)", [str(note_id), "not-a-uuid"])
     assert [(r["source_id"], r["fields"]) for r in rows] == [(str(note_id), {"body": "hello", "meta": {"a": 2}})]
@@ -33,10 +35,12 @@ async def test_a_text_keyed_table_with_a_json_field(conn):
     await conn.execute("CREATE TABLE docs (slug text PRIMARY KEY, doc json, views int)")
     await conn.execute("SELECT embedq.register_source('doc', 'docs', ARRAY['doc'], 5, key_column => 'slug')")
     await conn.execute("INSERT INTO docs VALUES ('a-b', '{\"t\": \"x\"}', 0)")
+    await conn.execute("SELECT embedq.jobs_ingest()")
     await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
     await conn.execute("UPDATE docs SET views = 2, doc = '{\"t\": \"x\"}'")
-    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 0
+    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 0
     await conn.execute("DELETE FROM docs")
+    await conn.execute("SELECT embedq.jobs_ingest()")
     assert tuple(await conn.fetchrow(
         "SELECT source_id, op::text FROM embedq.jobs WHERE status = 'pending'")) == ("a-b", "delete")
 
@@ -48,7 +52,7 @@ async def test_hostile_identifiers_are_data_not_sql(conn):
     await conn.execute("SELECT embedq.register_source('hostile', $1::regclass, ARRAY[$2])", table, hostile)
     await conn.execute(f"INSERT INTO {table} (id, {table}) VALUES (1, 'text')")
     assert await conn.fetchval("SELECT to_regclass('public.courses') IS NOT NULL")
-    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'hostile'") == 1
+    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 1
     rows = await conn.fetch("SELECT * FROM embedq.source_rows('hostile', ARRAY['1'])")
     assert rows[0]["fields"] == {hostile: "text"}
 
@@ -99,10 +103,12 @@ async def test_unregister_removes_triggers_and_ends_queued_jobs(conn):
 async def test_reregistering_replaces_fields_and_priority(conn):
     await conn.execute("SELECT embedq.register_source('post', 'posts', ARRAY['body'], 1)")
     post_id = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('t', 'b') RETURNING id")
+    await conn.execute("SELECT embedq.jobs_ingest()")
     await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
     await conn.execute("UPDATE posts SET title = 'new title' WHERE id = $1", post_id)  # no longer embedded
-    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'") == 0
+    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 0
     await conn.execute("UPDATE posts SET body = 'new body' WHERE id = $1", post_id)
+    await conn.execute("SELECT embedq.jobs_ingest()")
     assert await conn.fetchval("SELECT priority FROM embedq.jobs WHERE status = 'pending'") == 1
     assert await conn.fetchval(
         "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal") == 3
@@ -112,4 +118,5 @@ async def test_a_disabled_source_queues_nothing(conn):
     await conn.execute("UPDATE embedq.sources SET enabled = false WHERE content_type = 'comment'")
     post_id = await conn.fetchval("INSERT INTO posts (title) VALUES ('p') RETURNING id")
     await conn.execute("INSERT INTO comments (post_id, body) VALUES ($1, 'c')", post_id)
+    await conn.execute("SELECT embedq.jobs_ingest()")
     assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'comment'") == 0

@@ -41,9 +41,15 @@ async def insert_sample(conn: asyncpg.Connection, content_type: str) -> int:
 
 
 async def jobs_for(conn, content_type: str, source_id: int | str):
+    await conn.execute("SELECT embedq.jobs_ingest()")
     return await conn.fetch(
         "SELECT op::text, priority, status::text FROM embedq.jobs "
         "WHERE content_type = $1 AND source_id = $2 ORDER BY id", content_type, str(source_id))
+
+
+async def mark_all_done(conn) -> None:
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
 
 
 @pytest.mark.parametrize("content_type", list(SAMPLE_ROWS))
@@ -56,7 +62,7 @@ async def test_insert_queues_an_upsert_with_the_source_priority(conn, content_ty
 @pytest.mark.parametrize("content_type", list(SAMPLE_ROWS))
 async def test_only_embedded_fields_queue_work(conn, content_type):
     row_id = await insert_sample(conn, content_type)
-    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+    await mark_all_done(conn)
     _, _, embedded_update, other_update = SAMPLE_ROWS[content_type]
 
     await conn.execute(other_update, row_id)
@@ -70,7 +76,7 @@ async def test_only_embedded_fields_queue_work(conn, content_type):
 
 async def test_an_update_writing_the_same_values_queues_nothing(conn):
     row_id = await insert_sample(conn, "course")
-    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+    await mark_all_done(conn)
     await conn.execute("UPDATE courses SET title = title, tags = tags WHERE id = $1", row_id)
     assert [j["status"] for j in await jobs_for(conn, "course", row_id)] == ["done"]
 
@@ -85,6 +91,7 @@ async def test_repeated_edits_coalesce_into_one_pending_job(conn):
 
 async def test_coalescing_keeps_the_most_urgent_priority_and_the_latest_op(conn):
     row_id = await insert_sample(conn, "post")
+    await conn.execute("SELECT embedq.jobs_ingest()")
     await conn.execute("UPDATE embedq.jobs SET priority = 1 WHERE content_type = 'post'")
     await conn.execute("DELETE FROM posts WHERE id = $1", row_id)
     assert [tuple(j) for j in await jobs_for(conn, "post", row_id)] == [("delete", 1, "pending")]
@@ -101,7 +108,7 @@ async def test_a_job_in_flight_does_not_absorb_a_new_edit(conn):
 @pytest.mark.parametrize("content_type", ["profile", "course", "post"])
 async def test_delete_queues_a_delete(conn, content_type):
     row_id = await insert_sample(conn, content_type)
-    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+    await mark_all_done(conn)
     table = {"profile": "profiles", "course": "courses", "post": "posts"}[content_type]
     await conn.execute(f"DELETE FROM {table} WHERE id = $1", row_id)
     jobs = await jobs_for(conn, content_type, row_id)
@@ -144,6 +151,9 @@ async def test_a_10000_row_statement_queues_10000_jobs_and_one_notify(conn, dsn)
             await asyncio.sleep(0.1)
     finally:
         await listener.close()
+    # the statement wrote one inbox row; ingesting it yields one job per row
+    assert await conn.fetchval("SELECT count(*) FROM embedq.job_inbox") == 2
+    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 10000
     assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'course'") == 10000
     # one NOTIFY per statement (two statements, two autocommit transactions), constant payload
     assert notifications == ["", ""]
