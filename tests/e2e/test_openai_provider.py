@@ -1,13 +1,16 @@
 """OpenAIEmbedder through the real SDK and real HTTP, against the fake OpenAI server."""
 
 import asyncio
+import base64
+import email.utils
+import json
 import socket
 import time
 
 import numpy as np
 import pytest
 
-from embedq.errors import PermanentError, RetryableError
+from embedq.errors import ConfigError, PermanentError, RetryableError
 from embedq.providers.base import Embedder
 from embedq.providers.openai import (
     KEYLESS_API_KEY,
@@ -15,6 +18,7 @@ from embedq.providers.openai import (
     UNKNOWN_MODEL_MAX_INPUT_TOKENS,
     OpenAIEmbedder,
     estimate_tokens,
+    retry_after_seconds,
 )
 from embedq.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer, fake_token_count, fake_vector
@@ -43,10 +47,8 @@ async def make_embedder(server):
     made: list[OpenAIEmbedder] = []
 
     def make(**overrides) -> OpenAIEmbedder:
-        arguments = dict(
-            model=MODEL, dimensions=DIMS, api_key=API_KEY, base_url=server.base_url, max_retries=0, concurrency=1
-        )
-        embedder = OpenAIEmbedder(**(arguments | overrides))
+        arguments = dict(model=MODEL, dimensions=DIMS, api_key=API_KEY, base_url=server.base_url)
+        embedder = OpenAIEmbedder(**(arguments | dict(max_retries=0, concurrency=1) | overrides))
         made.append(embedder)
         return embedder
 
@@ -182,15 +184,14 @@ async def test_rate_limit_with_retry_after_is_retried_with_the_same_batch(server
     assert 0.05 <= elapsed < 1.0
 
 
-async def test_retry_after_ms_is_honoured(server, make_embedder):
-    # Without a header the SDK would back off 0.375-0.5 s; retry-after-ms asks for 30 ms.
-    server.fail_next(1, status=503, retry_after=None, retry_after_ms=30)
+async def test_retry_after_ms_wins_over_retry_after(server, make_embedder):
+    server.fail_next(1, status=503, retry_after=5, retry_after_ms=30)
     embedder = make_embedder(max_retries=1)
 
     started = time.monotonic()
     await embedder.embed_documents(texts_of(2))
 
-    assert 0.03 <= time.monotonic() - started < 0.3
+    assert 0.03 <= time.monotonic() - started < 2
     assert [seen.status for seen in server.seen] == [503, 200]
 
 
@@ -424,7 +425,86 @@ def test_token_estimate(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["plain English prose, the kind most rows hold.", "def f(x):\n    return x ** 2\n", "naïve café 東京 🙂 Привет"],
+    ["plain English prose, the kind most rows hold.", "def f(x):\n    return x ** 2\n", "naïve 東京 🙂 Привет"],
 )
 def test_token_estimate_is_not_below_what_the_fake_server_charges(text):
     assert estimate_tokens(text) >= fake_token_count(text)
+
+
+def embeddings_json(*items: object) -> str:
+    usage = {"prompt_tokens": 1, "total_tokens": 1}
+    return json.dumps({"object": "list", "model": MODEL, "usage": usage, "data": list(items)})
+
+
+def embedding(index: object, vector: object) -> dict:
+    return {"object": "embedding", "index": index, "embedding": vector}
+
+
+NAN_BASE64 = base64.b64encode(np.full(DIMS, np.nan, dtype="<f4").tobytes()).decode()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        pytest.param("application/json", '{"object": "list", "data": [{"index": 0, "embed', id="truncated json"),
+        pytest.param("text/html", "<html><body>Welcome to nginx!</body></html>", id="html"),
+        pytest.param("application/json", "[]", id="json list"),
+        pytest.param("application/json", embeddings_json("nope"), id="non-object item"),
+        pytest.param("application/json", embeddings_json(embedding(0, "%%%")), id="bad base64"),
+        pytest.param("application/json", embeddings_json(embedding(0, [1, "x"])), id="non-numbers"),
+        pytest.param("application/json", embeddings_json(embedding("0", [0.5] * DIMS)), id="string index"),
+        pytest.param("application/json", embeddings_json(embedding(0, NAN_BASE64)), id="NaN"),
+    ],
+)
+async def test_unreadable_answers_are_permanent(server, make_embedder, content_type, body):
+    server.verbatim_response = (200, content_type, body)
+
+    with pytest.raises(PermanentError):
+        await make_embedder().embed_documents(["one"])
+
+
+async def test_a_well_formed_verbatim_answer_is_accepted(server, make_embedder):
+    server.verbatim_response = (200, "application/json", embeddings_json(embedding(0, [0.5] * DIMS)))
+
+    vectors = await make_embedder().embed_documents(["one"])
+
+    np.testing.assert_array_equal(vectors, np.full((1, DIMS), 0.5, dtype=np.float32))
+
+
+async def test_a_gateway_error_page_is_retryable(server, make_embedder):
+    server.verbatim_response = (502, "text/html", "<html><body>502 Bad Gateway</body></html>")
+
+    with pytest.raises(RetryableError):
+        await make_embedder().embed_documents(["one"])
+
+
+def test_from_settings_rejects_a_negative_retry_count():
+    settings = Settings.from_env(
+        {"EMBEDQ_PROVIDER": "openai", "OPENAI_API_KEY": API_KEY, "EMBEDQ_OPENAI_MAX_RETRIES": "-1"}
+    )
+
+    with pytest.raises(ConfigError):
+        OpenAIEmbedder.from_settings(settings)
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, None),
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after": "0.25"}, 0.25),
+        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
+        ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),
+        ({"retry-after": "-3"}, 0.0),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
+        ({"retry-after": "tomorrow"}, None),
+    ],
+)
+def test_retry_after_seconds(headers, expected):
+    assert retry_after_seconds(headers) == expected
+
+
+def test_retry_after_seconds_reads_http_dates():
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+
+    assert 55 <= retry_after_seconds({"retry-after": in_a_minute}) <= 61

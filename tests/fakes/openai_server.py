@@ -4,9 +4,9 @@
         client = AsyncOpenAI(base_url=server.base_url, api_key="sk-test")
 
 It runs on uvicorn inside the running event loop, on 127.0.0.1 and a free port. Vectors are
-deterministic per text (`fake_vector`, from the text's SHAKE-256 digest), so a test can tell whether the order was kept.
-Knobs are plain attributes and may be changed while the server runs; counters record what
-the server saw.
+deterministic per text (`fake_vector`, from the text's SHAKE-256 digest), so a test can tell
+whether the order was kept. Knobs are plain attributes and may be changed while the server
+runs; counters record what the server saw.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 MAX_INPUTS_PER_REQUEST = 2048
@@ -70,7 +70,7 @@ class OpenAIErrorResponse(Exception):
 
 @dataclass
 class InjectedFailures:
-    """The next `remaining` requests fail with `status`, before any validation (as a rate limiter would)."""
+    """The next `remaining` requests fail with `status`, before validation, as a rate limiter would."""
 
     remaining: int = 0
     status: int = 429
@@ -111,6 +111,8 @@ class FakeOpenAIServer:
     constant_index: int | None = None
     #: list the embeddings in reverse order (indexes stay right; clients must sort by index)
     reverse_order: bool = False
+    #: (status, content type, body) answered verbatim after the failure knobs, instead of embeddings
+    verbatim_response: tuple[int, str, str] | None = None
     #: any input containing this string is rejected with 400
     reject_marker: str | None = None
     max_inputs_per_request: int = MAX_INPUTS_PER_REQUEST
@@ -173,7 +175,6 @@ class FakeOpenAIServer:
             ws="none",
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=2,
         )
         # IPPROTO_TCP spelled out: asyncio disables Nagle only on sockets that name it, and
         # Nagle plus delayed ACKs cost 40 ms per keep-alive request
@@ -181,6 +182,7 @@ class FakeOpenAIServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         self._port = sock.getsockname()[1]
+        self._stopping = asyncio.Event()
         self._server = _InProcessServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started:
@@ -199,7 +201,7 @@ class FakeOpenAIServer:
         self._server = self._task = None
         self._port = None
 
-    async def _embeddings(self, request: Request) -> JSONResponse:
+    async def _embeddings(self, request: Request) -> Response:
         seen = SeenRequest(body={}, headers=dict(request.headers))
         self.seen.append(seen)
         self.in_flight += 1
@@ -214,7 +216,7 @@ class FakeOpenAIServer:
         seen.status = response.status_code
         return response
 
-    async def _answer(self, request: Request, seen: SeenRequest) -> JSONResponse:
+    async def _answer(self, request: Request, seen: SeenRequest) -> Response:
         self._check_authorization(request.headers.get("authorization"))
         try:
             body = json.loads(await request.body())
@@ -235,6 +237,9 @@ class FakeOpenAIServer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
         self._inject_failure()
+        if self.verbatim_response is not None:
+            status, content_type, text = self.verbatim_response
+            return Response(text, status_code=status, media_type=content_type)
 
         texts, model, dimensions, encoding_format = self._validate(body)
         tokens = [fake_token_count(text) for text in texts]
@@ -286,9 +291,7 @@ class FakeOpenAIServer:
             raise OpenAIErrorResponse(400, f"Unrecognized request argument supplied: {unknown[0]}")
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise OpenAIErrorResponse(
-                400, "You must provide a model parameter.", param="model"
-            )
+            raise OpenAIErrorResponse(400, "You must provide a model parameter.", param="model")
         if self.models is not None and model not in self.models:
             raise OpenAIErrorResponse(
                 404,
@@ -306,7 +309,7 @@ class FakeOpenAIServer:
             dimensions = self.dimensions
         elif not model.startswith("text-embedding-3"):
             raise OpenAIErrorResponse(400, "This model does not support specifying dimensions.")
-        elif not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= self.dimensions:
+        elif type(dimensions) is not int or not 1 <= dimensions <= self.dimensions:
             raise OpenAIErrorResponse(
                 400,
                 f"Invalid value for 'dimensions' = {dimensions}. Must be between 1 and {self.dimensions}.",
