@@ -34,6 +34,8 @@ app = typer.Typer(
 )
 jobs_app = typer.Typer(help="Inspect and steer single jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+models_app = typer.Typer(help="Embedding models: which one search uses.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 console = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -190,6 +192,185 @@ def jobs_retry(job_id: JobId, as_json: JsonOption = False) -> None:
             return await _get_job(conn, job_id)
 
     _print_job(_run(run), as_json)
+
+
+# -- listen / up ---------------------------------------------------------------------------
+
+
+async def _run_listener(settings: Settings, *, drain: bool):
+    import signal
+
+    from embedq.providers import create_embedder
+    from listener import Listener
+
+    dsn = db.resolve_dsn(settings)
+    embedder = create_embedder(settings)
+    if hasattr(embedder, "warm"):
+        await asyncio.to_thread(embedder.warm)
+    listener = Listener(dsn, embedder, settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, listener.stop)
+    try:
+        return await listener.run(drain=drain)
+    finally:
+        if hasattr(embedder, "aclose"):
+            await embedder.aclose()
+
+
+@app.command()
+def listen(
+    drain: Annotated[bool, typer.Option("--drain", help="Process until nothing is runnable, then exit 0.")] = False,
+) -> None:
+    """Claim and process jobs (local mode). Tuning: EMBEDQ_BATCH_SIZE, EMBEDQ_CONCURRENCY,
+    EMBEDQ_POLL_INTERVAL, EMBEDQ_LEASE_SECONDS, EMBEDQ_BATCH_WINDOW_MS."""
+    totals = _run(lambda settings: _run_listener(settings, drain=drain))
+    console.print(f"done {totals.done}, failed {totals.failed}, dead {totals.dead} "
+                  f"({totals.embedded_chunks} chunks embedded)", highlight=False)
+
+
+@app.command()
+def up() -> None:
+    """Run the listener until stopped (SIGTERM/Ctrl-C finish the batch in hand)."""
+    _run(lambda settings: _run_listener(settings, drain=False))
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for, in any language.")],
+    content_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")] = None,
+    k: Annotated[int, typer.Option("-k", help="How many results.", min=1, max=1000)] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Semantic search over the embedded rows with the active model."""
+    from embedq.providers import create_embedder
+    from embedq.search import search as run_search
+
+    async def run(settings: Settings):
+        embedder = create_embedder(settings)
+        try:
+            async with db.session(settings) as conn:
+                await db.ensure_migrated(conn)
+                return await run_search(conn, embedder, text, k=k, content_types=content_type, origin="cli")
+        finally:
+            if hasattr(embedder, "aclose"):
+                await embedder.aclose()
+
+    hits = _run(run)
+    if as_json:
+        _print_json([h.as_json() for h in hits])
+        return
+    console.print(_hits_table(text, hits))
+
+
+def _hits_table(text: str, hits) -> Table:
+    table = Table(title=f"search: {text}", title_justify="left")
+    table.add_column("score", justify="right")
+    table.add_column("type")
+    table.add_column("id", justify="right")
+    table.add_column("content")
+    for hit in hits:
+        snippet = " ".join(hit.content.split())
+        table.add_row(f"{hit.similarity:.3f}", hit.content_type, hit.source_id,
+                      snippet[:110] + ("..." if len(snippet) > 110 else ""))
+    return table
+
+
+# -- backfill ------------------------------------------------------------------------------
+
+BACKFILL_BATCH = 5_000
+
+
+@app.command()
+def backfill(
+    content_type: Annotated[str, typer.Option("--type", "-t", help="The content type to queue every row of.")],
+    priority: Annotated[int, typer.Option(help="Priority of the queued jobs (1 = most urgent).", min=1, max=9)] = 9,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue every existing row of a content type, in batches of short transactions."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    async def run(settings: Settings) -> int:
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            source = next((r for r in await conn.fetch(query("sources_list")) if r["content_type"] == content_type), None)
+            if source is None:
+                raise InvalidInput(f"unknown content type {content_type!r}")
+            estimate = await conn.fetchval(
+                "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass", source["table_name"])
+            queued, after = 0, None
+            with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=Console(stderr=True), disable=as_json) as progress:
+                task = progress.add_task(content_type, total=estimate or None)
+                while True:
+                    row = await conn.fetchrow(query("backfill_batch"), content_type, after, BACKFILL_BATCH, priority)
+                    if row["last_key"] is None:
+                        break
+                    queued += row["queued"]
+                    after = row["last_key"]
+                    progress.update(task, completed=queued, total=max(estimate or 0, queued))
+            return queued
+
+    queued = _run(run)
+    if as_json:
+        _print_json({"content_type": content_type, "queued": queued})
+    else:
+        console.print(f"queued {queued} {content_type} rows", highlight=False)
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+@models_app.command("list")
+def models_list(as_json: JsonOption = False) -> None:
+    """Models with vectors in the database; the active one is what search uses."""
+
+    async def run(settings: Settings):
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            return [dict(r) for r in await conn.fetch(query("models_list"))]
+
+    models = _run(run)
+    if as_json:
+        _print_json(models)
+        return
+    table = Table()
+    for column in ("name", "provider", "dimensions", "vectors", "active"):
+        table.add_column(column)
+    for m in models:
+        table.add_row(m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), "yes" if m["active"] else "")
+    console.print(table)
+
+
+@models_app.command("activate")
+def models_activate(name: Annotated[str, typer.Argument(help="A model from `embedq models list`.")]) -> None:
+    """Make search use this model from now on; other models keep their vectors."""
+    import asyncpg
+
+    async def run(settings: Settings):
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            try:
+                return await conn.fetchrow(query("models_activate"), name)
+            except asyncpg.UndefinedObjectError as exc:
+                raise NotFound(exc.args[0].removeprefix("embedq: ")) from None
+
+    model = _run(run)
+    console.print(f"active model: {model['name']} ({model['dimensions']} dimensions)", highlight=False)
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+@app.command()
+def demo() -> None:
+    """Migrate, write sample rows, watch their embeddings appear, run sample searches."""
+    from embedq.demo import run_demo
+
+    _run(lambda settings: run_demo(settings, console))
 
 
 # -- entry point ---------------------------------------------------------------------------

@@ -2,10 +2,17 @@
 
 -- The expression a model's vectors are indexed and searched by. HNSW indexes `vector` up to
 -- 2,000 dimensions; larger models are indexed as halfvec (up to 4,000).
+-- pgvector may live in any schema (public, extensions, ...): its names are always qualified.
+CREATE OR REPLACE FUNCTION embedq._vector_schema()
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT n.nspname::text FROM pg_catalog.pg_extension e
+    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'vector'
+$$;
+
 CREATE OR REPLACE FUNCTION embedq._model_vector_type(p_dimensions integer)
-RETURNS text LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN p_dimensions <= 2000 THEN format('vector(%s)', p_dimensions)
-                ELSE format('halfvec(%s)', p_dimensions) END
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_dimensions <= 2000 THEN format('%I.vector(%s)', embedq._vector_schema(), p_dimensions)
+                ELSE format('%I.halfvec(%s)', embedq._vector_schema(), p_dimensions) END
 $$;
 
 CREATE OR REPLACE FUNCTION embedq._model_index_name(p_model text)
@@ -41,8 +48,8 @@ BEGIN
         SELECT * INTO v_model FROM embedq.models m WHERE m.name = p_name;
     END IF;
     EXECUTE format(
-        'CREATE INDEX IF NOT EXISTS %I ON embedq.embeddings USING hnsw ((embedding::%s) %s) WHERE model = %L',
-        embedq._model_index_name(p_name), v_type,
+        'CREATE INDEX IF NOT EXISTS %I ON embedq.embeddings USING hnsw ((embedding::%s) %I.%I) WHERE model = %L',
+        embedq._model_index_name(p_name), v_type, embedq._vector_schema(),
         CASE WHEN p_dimensions <= 2000 THEN 'vector_cosine_ops' ELSE 'halfvec_cosine_ops' END,
         p_name);
     RETURN v_model;
@@ -80,12 +87,13 @@ CREATE OR REPLACE FUNCTION embedq.search(
     model text DEFAULT NULL
 ) RETURNS TABLE (content_type text, source_id text, chunk_index integer, similarity double precision, content text)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, public, pg_temp
+SET search_path = pg_catalog, pg_temp
 SET hnsw.iterative_scan = 'relaxed_order'
 AS $$
 DECLARE
     v_model embedq.models;
     v_type text;
+    v_dims integer;
 BEGIN
     IF search.model IS NULL THEN
         SELECT * INTO v_model FROM embedq.models m WHERE m.active;
@@ -100,9 +108,12 @@ BEGIN
                 USING ERRCODE = 'undefined_object';
         END IF;
     END IF;
-    IF query IS NULL OR vector_dims(query) <> v_model.dimensions THEN
+    IF query IS NOT NULL THEN
+        EXECUTE format('SELECT %I.vector_dims($1)', embedq._vector_schema()) INTO v_dims USING query;
+    END IF;
+    IF v_dims IS DISTINCT FROM v_model.dimensions THEN
         RAISE EXCEPTION 'embedq: the query vector has % dimensions, model % has %',
-            coalesce(vector_dims(query)::text, 'no'), quote_literal(v_model.name), v_model.dimensions
+            coalesce(v_dims::text, 'no'), quote_literal(v_model.name), v_model.dimensions
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF match_count IS NULL OR match_count < 1 OR match_count > 1000 THEN
@@ -114,14 +125,14 @@ BEGIN
         SELECT hit.content_type, hit.source_id, hit.chunk_index, 1 - hit.distance, hit.content
         FROM (
             SELECT e.content_type, e.source_id, e.chunk_index, e.content,
-                   e.embedding::%1$s <=> $1::%1$s AS distance
+                   e.embedding::%1$s OPERATOR(%3$I.<=>) $1::%1$s AS distance
             FROM embedq.embeddings e
             WHERE e.model = %2$L AND ($3::text[] IS NULL OR e.content_type = ANY ($3::text[]))
-            ORDER BY e.embedding::%1$s <=> $1::%1$s
+            ORDER BY e.embedding::%1$s OPERATOR(%3$I.<=>) $1::%1$s
             LIMIT $2
         ) hit
         ORDER BY hit.distance
-    $q$, v_type, v_model.name)
+    $q$, v_type, v_model.name, embedq._vector_schema())
     USING query, match_count, content_types;
 END
 $$;

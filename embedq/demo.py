@@ -1,0 +1,72 @@
+"""`embedq demo`: the whole product in one command on the embedded database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from embedq import db, migrations
+from embedq.providers import create_embedder
+from embedq.queries import query
+from embedq.search import search
+from embedq.settings import Settings
+
+
+async def run_demo(settings: Settings, console: Console) -> None:
+    from embedq.sample_data import SAMPLE_SEARCHES, insert_sample
+    from listener import Listener
+
+    dsn = db.resolve_dsn(settings)
+    where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.embedded else db.describe(dsn)
+    console.print(f"[bold]embedq demo[/] on {where}")
+    await asyncio.to_thread(migrations.upgrade, dsn)
+    console.print(f"schema at revision {migrations.current(dsn)}")
+
+    conn = await db.connect(dsn, f"{settings.application_name}-demo")
+    embedder = create_embedder(settings)
+    try:
+        if await conn.fetchval("SELECT count(*) FROM courses") == 0:
+            counts = await insert_sample(conn)
+            console.print("sample rows written: " + ", ".join(f"{n} {t}s" for t, n in counts.items()))
+        else:
+            console.print("sample rows already present; embedding whatever is queued")
+        await conn.execute(query("jobs_ingest"))
+        total = await conn.fetchval(query("jobs_unfinished_count"))
+
+        console.print(f"loading {embedder.model} ({embedder.provider}) ...")
+        if hasattr(embedder, "warm"):
+            await asyncio.to_thread(embedder.warm)
+        listener = Listener(dsn, embedder, settings)
+        work = asyncio.create_task(listener.run(drain=True))
+        with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            task = progress.add_task("jobs", total=total)
+            while not work.done():
+                await asyncio.wait({work}, timeout=0.25)
+                left = await conn.fetchval(query("jobs_unfinished_count"))
+                progress.update(task, completed=max(total - left, 0))
+        totals = work.result()
+        console.print(f"{totals.done} jobs done, {totals.embedded_chunks} chunks embedded, "
+                      f"{totals.failed} failed, {totals.dead} dead")
+
+        for text, content_type in SAMPLE_SEARCHES:
+            hits = await search(conn, embedder, text, k=3, content_types=[content_type] if content_type else None)
+            table = Table(title=f"search: {text}" + (f"  (type: {content_type})" if content_type else ""),
+                          title_justify="left")
+            table.add_column("score", justify="right")
+            table.add_column("type")
+            table.add_column("id", justify="right")
+            table.add_column("content")
+            for hit in hits:
+                snippet = " ".join(hit.content.split())
+                table.add_row(f"{hit.similarity:.3f}", hit.content_type, hit.source_id,
+                              snippet[:100] + ("..." if len(snippet) > 100 else ""))
+            console.print(table)
+        console.print("try: [bold]embedq search \"how do I make bread\"[/], [bold]embedq status[/]")
+    finally:
+        await conn.close()
+        if hasattr(embedder, "aclose"):
+            await embedder.aclose()

@@ -1,0 +1,246 @@
+"""Processing: claimed jobs in, vectors out. One code path for the listener and the webhook.
+
+load rows (one query per content type) -> build text -> chunk -> hash -> embed what changed
+-> in ONE transaction: end the jobs, upsert vectors, trim surplus chunks, delete vectors of
+deleted rows. A job whose claim was lost (lease expired, cancelled) writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import numpy as np
+from pgvector import Vector
+
+from embedq import chunking, content
+from embedq.db import CONNECTION_ERRORS
+from embedq.errors import PermanentError, ProcessingError, RetryableError
+from embedq.jobs import Job
+from embedq.providers.base import Embedder
+from embedq.queries import query
+from embedq.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+def content_hash(model: str, text: str) -> str:
+    return hashlib.sha256(f"{model}\x00{text}".encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass
+class Plan:
+    """What one source needs: its chunks, and which of them must go to the provider."""
+
+    key: Key
+    chunks: list[str] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    to_embed: list[int] = field(default_factory=list)  # chunk indexes
+    deleted: bool = False
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    done: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+    dead: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)  # claims that were no longer ours
+    embedded_chunks: int = 0
+    reused_chunks: int = 0
+    deleted_sources: int = 0
+
+
+class Processor:
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings) -> None:
+        self.pool = pool
+        self.embedder = embedder
+        self.settings = settings
+
+    @property
+    def chunk_tokens(self) -> int:
+        return min(self.settings.chunk_tokens, self.embedder.max_input_tokens)
+
+    async def process(self, jobs: Sequence[Job]) -> Outcome:
+        started = time.perf_counter()
+        outcome = Outcome()
+        by_key: dict[Key, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_key[job.key].append(job)
+        failures: dict[Key, ProcessingError] = {}
+
+        try:
+            plans = await self._plan(by_key, failures)
+            await self._embed(plans, failures)
+            await self._write(plans, by_key, failures, outcome)
+        except CONNECTION_ERRORS as exc:
+            # The database went away mid-batch: nothing was written; the leases expire and the
+            # rescuer returns the jobs. Try to record it now in case the pool recovers.
+            error = RetryableError(f"database unavailable: {exc}")
+            failures = {key: error for key in by_key}
+            outcome = Outcome()
+        await self._record_failures(by_key, failures, outcome)
+        logger.info(
+            "jobs processed",
+            extra={"action": "process", "job_ids": [j.id for j in jobs], "done": len(outcome.done),
+                   "failed": len(outcome.failed), "dead": len(outcome.dead), "lost": len(outcome.lost),
+                   "embedded_chunks": outcome.embedded_chunks, "reused_chunks": outcome.reused_chunks,
+                   "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+        return outcome
+
+    async def _plan(self, by_key: dict[Key, list[Job]], failures: dict[Key, ProcessingError]) -> dict[Key, Plan]:
+        async with self.pool.acquire() as conn:
+            sources = {r["content_type"]: r for r in await conn.fetch(query("sources_list"))}
+            ids_by_type: dict[str, list[str]] = defaultdict(list)
+            for content_type, source_id in by_key:
+                if content_type not in sources:
+                    failures[(content_type, source_id)] = PermanentError(
+                        f"unknown content type {content_type!r}: it is not registered")
+                else:
+                    ids_by_type[content_type].append(source_id)
+            rows: dict[Key, dict] = {}
+            for content_type, ids in ids_by_type.items():
+                for record in await conn.fetch(query("source_rows"), content_type, ids):
+                    rows[(content_type, record["source_id"])] = record["fields"]
+            keys = [key for key in by_key if key not in failures]
+            existing: dict[Key, dict[int, str]] = defaultdict(dict)
+            if keys:
+                for record in await conn.fetch(query("embeddings_hashes"), self.embedder.model,
+                                               [k[0] for k in keys], [k[1] for k in keys]):
+                    existing[(record["content_type"], record["source_id"])][record["chunk_index"]] = record["content_hash"]
+
+        def build() -> dict[Key, Plan]:
+            plans: dict[Key, Plan] = {}
+            for key in keys:
+                plan = Plan(key)
+                values = rows.get(key)
+                if values is None:
+                    plan.deleted = True
+                else:
+                    try:
+                        text = content.build_text(key[0], list(sources[key[0]]["fields"]), values)
+                        plan.chunks = chunking.chunk_text(
+                            text, self.chunk_tokens, min(self.settings.chunk_overlap_tokens, self.chunk_tokens // 4),
+                            self.embedder.count_tokens)
+                    except (ValueError, TypeError, UnicodeError) as exc:
+                        failures[key] = PermanentError(f"cannot build the text of {key[0]} {key[1]}: {exc}")
+                        continue
+                    plan.hashes = [content_hash(self.embedder.model, c) for c in plan.chunks]
+                    stored = existing.get(key, {})
+                    plan.to_embed = [i for i, h in enumerate(plan.hashes) if stored.get(i) != h]
+                plans[key] = plan
+            return plans
+
+        # Building and chunking a 1 MB text takes a while: keep the event loop free.
+        return await asyncio.to_thread(build)
+
+    async def _embed(self, plans: dict[Key, Plan], failures: dict[Key, ProcessingError]) -> None:
+        wanted = [(plan, i) for plan in plans.values() for i in plan.to_embed]
+        if not wanted:
+            return
+        try:
+            vectors = await self.embedder.embed_documents([plan.chunks[i] for plan, i in wanted])
+        except PermanentError as exc:
+            if len({plan.key for plan, _ in wanted}) == 1:
+                failures[wanted[0][0].key] = exc
+                return
+            # One bad text must not sink the whole batch: find it, source by source.
+            for plan in plans.values():
+                if plan.to_embed:
+                    await self._embed_one(plan, failures)
+            return
+        except RetryableError as exc:
+            for plan, _ in wanted:
+                failures[plan.key] = exc
+            return
+        self._accept(wanted, vectors, failures)
+
+    async def _embed_one(self, plan: Plan, failures: dict[Key, ProcessingError]) -> None:
+        wanted = [(plan, i) for i in plan.to_embed]
+        try:
+            vectors = await self.embedder.embed_documents([plan.chunks[i] for i in plan.to_embed])
+        except ProcessingError as exc:
+            failures[plan.key] = exc
+            return
+        self._accept(wanted, vectors, failures)
+
+    def _accept(self, wanted: list[tuple[Plan, int]], vectors: np.ndarray,
+                failures: dict[Key, ProcessingError]) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(wanted), self.embedder.dimensions):
+            error = PermanentError(
+                f"the provider returned vectors of shape {vectors.shape}, expected "
+                f"({len(wanted)}, {self.embedder.dimensions})")
+            for plan, _ in wanted:
+                failures[plan.key] = error
+            return
+        if not np.isfinite(vectors).all():
+            error = PermanentError("the provider returned a vector with NaN or infinite values")
+            for plan, _ in wanted:
+                failures[plan.key] = error
+            return
+        for (plan, index), vector in zip(wanted, vectors, strict=True):
+            plan.vectors[index] = vector
+
+    async def _write(self, plans: dict[Key, Plan], by_key: dict[Key, list[Job]],
+                     failures: dict[Key, ProcessingError], outcome: Outcome) -> None:
+        ready = [plan for key, plan in plans.items() if key not in failures]
+        if not ready:
+            return
+        jobs = [job for plan in ready for job in by_key[plan.key]]
+        model = self.embedder.model
+        async with self.pool.acquire() as conn, conn.transaction():
+            confirmed = {r[0] for r in await conn.fetch(
+                query("jobs_complete"), [j.id for j in jobs], [j.attempts for j in jobs])}
+            outcome.done.extend(j.id for j in jobs if j.id in confirmed)
+            outcome.lost.extend(j.id for j in jobs if j.id not in confirmed)
+            mine = [plan for plan in ready if any(j.id in confirmed for j in by_key[plan.key])]
+
+            upserts = [(plan, i) for plan in mine if not plan.deleted for i in plan.to_embed]
+            if upserts:
+                await conn.execute(
+                    query("embeddings_upsert"), model,
+                    [p.key[0] for p, _ in upserts], [p.key[1] for p, _ in upserts], [i for _, i in upserts],
+                    [Vector(p.vectors[i]) for p, i in upserts], [p.hashes[i] for p, i in upserts],
+                    [p.chunks[i] for p, i in upserts],
+                    [{"chunks": len(p.chunks)} for p, _ in upserts])
+            kept = [plan for plan in mine if not plan.deleted]
+            if kept:
+                await conn.execute(query("embeddings_trim"), model, [p.key[0] for p in kept],
+                                   [p.key[1] for p in kept], [len(p.chunks) for p in kept])
+            gone = [plan for plan in mine if plan.deleted]
+            if gone:
+                await conn.execute(query("embeddings_delete_sources"), [p.key[0] for p in gone],
+                                   [p.key[1] for p in gone])
+            outcome.embedded_chunks += len(upserts)
+            outcome.reused_chunks += sum(len(p.chunks) - len(p.to_embed) for p in kept)
+            outcome.deleted_sources += len(gone)
+
+    async def _record_failures(self, by_key: dict[Key, list[Job]], failures: dict[Key, ProcessingError],
+                               outcome: Outcome) -> None:
+        grouped: dict[tuple[str, bool, float], list[Job]] = defaultdict(list)
+        for key, error in failures.items():
+            retry_after = error.retry_after or 0.0
+            grouped[(str(error), error.retryable, retry_after)].extend(by_key[key])
+        for (message, retryable, retry_after), jobs in grouped.items():
+            try:
+                rows = await self.pool.fetch(
+                    query("jobs_fail"), [j.id for j in jobs], [j.attempts for j in jobs], message, retryable,
+                    self.settings.retry_base_seconds, self.settings.retry_max_seconds, retry_after)
+            except CONNECTION_ERRORS as exc:
+                logger.warning("could not record a failure; the leases will expire",
+                               extra={"action": "fail", "job_ids": [j.id for j in jobs], "error": str(exc)})
+                continue
+            for row in rows:
+                (outcome.failed if row["status"] == "failed" else outcome.dead).append(row["id"])
+            logger.warning("jobs failed", extra={"action": "fail", "job_ids": [j.id for j in jobs],
+                                                  "retryable": retryable, "error": message})

@@ -1,0 +1,75 @@
+"""LISTEN on its own connection, with a keep-alive ping and reconnection with backoff.
+
+A notification only wakes the workers; the jobs table decides what there is to do. After a
+reconnect the workers are woken too: notifications sent while disconnected are lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import asyncpg
+
+from embedq import db
+from embedq.errors import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "embedq_jobs"
+KEEPALIVE_SECONDS = 15.0
+BACKOFF_MIN_SECONDS = 0.2
+BACKOFF_MAX_SECONDS = 10.0
+
+
+class Notifier:
+    def __init__(self, dsn: str, application_name: str, wake: asyncio.Event) -> None:
+        self.dsn = dsn
+        self.application_name = application_name
+        self.wake = wake
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    def _on_notify(self, *_args) -> None:
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = BACKOFF_MIN_SECONDS
+        while not stop.is_set():
+            conn: asyncpg.Connection | None = None
+            lost = asyncio.Event()
+            try:
+                conn = await db.connect(self.dsn, self.application_name)
+                conn.add_termination_listener(lambda _c: lost.set())
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self.connected.set()
+                self.wake.set()  # anything queued while we were away
+                backoff = BACKOFF_MIN_SECONDS
+                logger.info("listening", extra={"action": "listen", "channel": CHANNEL})
+                while not stop.is_set() and not lost.is_set():
+                    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
+                    done, pending = await asyncio.wait(waiters, timeout=KEEPALIVE_SECONDS,
+                                                       return_when=asyncio.FIRST_COMPLETED)
+                    for task in pending:
+                        task.cancel()
+                    if not done:
+                        await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
+            except (DatabaseUnavailable, *db.CONNECTION_ERRORS) as exc:
+                logger.warning("notification connection lost; reconnecting",
+                               extra={"action": "listen_reconnect", "error": str(exc), "backoff_s": round(backoff, 2)})
+            finally:
+                self.connected.clear()
+                if conn is not None and not conn.is_closed():
+                    try:
+                        await asyncio.wait_for(conn.close(), 2)
+                    except (TimeoutError, *db.CONNECTION_ERRORS):
+                        conn.terminate()
+            if stop.is_set():
+                return
+            self.reconnects += 1
+            try:
+                await asyncio.wait_for(stop.wait(), backoff * (0.5 + random.random()))
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)

@@ -1,0 +1,34 @@
+"""The rescuer: returns jobs whose lease expired (their worker crashed or hung) to the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from embedq.db import CONNECTION_ERRORS
+from embedq.queries import query
+
+logger = logging.getLogger(__name__)
+
+
+async def rescue_once(pool: asyncpg.Pool) -> int:
+    rows = await pool.fetch(query("jobs_rescue"))
+    if rows:
+        logger.warning("expired leases returned", extra={
+            "action": "rescue", "job_ids": [r["id"] for r in rows],
+            "dead": [r["id"] for r in rows if r["status"] == "dead"]})
+    return len(rows)
+
+
+async def run_rescuer(pool: asyncpg.Pool, interval: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await rescue_once(pool)
+        except CONNECTION_ERRORS as exc:
+            logger.warning("rescuer could not reach the database", extra={"action": "rescue", "error": str(exc)})
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            pass

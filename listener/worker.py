@@ -1,0 +1,165 @@
+"""The claim-and-process loop.
+
+Workers wake on a notification or on the poll timer (the safety net), drain the backlog at
+start, and claim in priority order with SKIP LOCKED, so any number of listeners can run side
+by side. Claims carry a lease; a crashed listener's jobs come back through the rescuer.
+`stop()` (SIGTERM) lets each worker finish the batch in hand, then returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from embedq import db
+from embedq.jobs import Job
+from embedq.processing import Outcome, Processor
+from embedq.providers.base import Embedder
+from embedq.queries import query
+from embedq.settings import Settings
+from listener.notifier import Notifier
+from listener.rescuer import run_rescuer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    batch_size: int = 64
+    #: low-priority batches wait this long for more jobs before they are processed
+    batch_window: float = 0.2
+    #: priorities at or above this number (less urgent) are batched for batch_window
+    batch_window_min_priority: int = 4
+    poll_interval: float = 5.0
+    lease_seconds: float = 300.0
+    rescue_interval: float = 30.0
+    concurrency: int = 1
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ListenerConfig:
+        return cls(batch_size=settings.batch_size, batch_window=settings.batch_window,
+                   batch_window_min_priority=settings.batch_window_min_priority,
+                   poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
+                   rescue_interval=settings.rescue_interval, concurrency=settings.concurrency)
+
+
+@dataclass
+class Totals:
+    batches: int = 0
+    done: int = 0
+    failed: int = 0
+    dead: int = 0
+    lost: int = 0
+    embedded_chunks: int = 0
+    job_ids: list[int] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        self.batches += 1
+        self.done += len(outcome.done)
+        self.failed += len(outcome.failed)
+        self.dead += len(outcome.dead)
+        self.lost += len(outcome.lost)
+        self.embedded_chunks += outcome.embedded_chunks
+        self.job_ids.extend(outcome.done)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Listener:
+    def __init__(self, dsn: str, embedder: Embedder, settings: Settings,
+                 config: ListenerConfig | None = None, *, name: str | None = None) -> None:
+        self.dsn = dsn
+        self.embedder = embedder
+        self.settings = settings
+        self.config = config or ListenerConfig.from_settings(settings)
+        self.name = name or worker_name()
+        self.totals = Totals()
+        self.pool: asyncpg.Pool | None = None
+        self.ready = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    def stop(self) -> None:
+        """Finish the batches in hand, then return from run()."""
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self, *, drain: bool = False) -> Totals:
+        app = self.settings.application_name
+        self.pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1,
+                                         max_size=self.config.concurrency + 2)
+        tasks: list[asyncio.Task] = []
+        try:
+            async with self.pool.acquire() as conn:
+                await db.ensure_migrated(conn)
+                await conn.fetchrow(query("models_ensure"), self.embedder.model, self.embedder.provider,
+                                    self.embedder.dimensions)
+            if not drain:
+                notifier = Notifier(self.dsn, f"{app}-notify", self._wake)
+                tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
+                tasks.append(asyncio.create_task(
+                    run_rescuer(self.pool, self.config.rescue_interval, self._stop), name="embedq-rescuer"))
+            else:
+                from listener.rescuer import rescue_once
+
+                await rescue_once(self.pool)
+            self.ready.set()
+            logger.info("listener started", extra={"action": "start", "worker": self.name, "drain": drain,
+                                                    "model": self.embedder.model})
+            workers = [asyncio.create_task(self._work(drain), name=f"embedq-worker-{n}")
+                       for n in range(self.config.concurrency)]
+            await asyncio.gather(*workers)
+        finally:
+            self._stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.pool.close()
+        logger.info("listener stopped", extra={"action": "stop", "worker": self.name, "done": self.totals.done,
+                                               "failed": self.totals.failed, "dead": self.totals.dead})
+        return self.totals
+
+    async def _claim(self, limit: int) -> list[Job]:
+        assert self.pool is not None
+        rows = await self.pool.fetch(query("jobs_claim"), self.name, limit, self.config.lease_seconds)
+        return [Job.from_record(r) for r in rows]
+
+    async def _work(self, drain: bool) -> None:
+        processor = Processor(self.pool, self.embedder, self.settings)
+        while not self._stop.is_set():
+            # Cleared before claiming: a notification that lands after the claim wakes us again.
+            self._wake.clear()
+            try:
+                jobs = await self._claim(self.config.batch_size)
+                if jobs and self._worth_waiting_for_more(jobs):
+                    await asyncio.sleep(self.config.batch_window)
+                    jobs += await self._claim(self.config.batch_size - len(jobs))
+            except db.CONNECTION_ERRORS as exc:
+                logger.warning("cannot claim; database unavailable", extra={"action": "claim", "error": str(exc)})
+                await self._sleep(min(self.config.poll_interval, 1.0))
+                continue
+            if jobs:
+                logger.debug("jobs claimed", extra={"action": "claim", "job_ids": [j.id for j in jobs]})
+                self.totals.add(await processor.process(jobs))
+                continue
+            if drain:
+                return
+            await self._sleep(self.config.poll_interval)
+
+    def _worth_waiting_for_more(self, jobs: list[Job]) -> bool:
+        return (self.config.batch_window > 0 and len(jobs) < self.config.batch_size
+                and min(j.priority for j in jobs) >= self.config.batch_window_min_priority)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
