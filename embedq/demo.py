@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -19,6 +20,9 @@ async def run_demo(settings: Settings, console: Console) -> None:
     from embedq.sample_data import SAMPLE_SEARCHES, insert_sample
     from listener import Listener
 
+    # The progress bar tells the story; per-batch log lines would tear it apart.
+    for name in ("embedq", "listener"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
     dsn = db.resolve_dsn(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.embedded else db.describe(dsn)
     console.print(f"[bold]embedq demo[/] on {where}")
