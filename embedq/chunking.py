@@ -90,6 +90,7 @@ def _split_pieces(
     levels: list[int] = []
     probe = count_tokens(_PROBE)
     estimates: dict[str, int] = {}
+    hard_parts: dict[str, list[str] | None] = {}  # the parts of each piece that does not fit alone
 
     def estimate(core: str) -> int:
         found = estimates.get(core)
@@ -97,17 +98,26 @@ def _split_pieces(
             found = estimates[core] = max(count_tokens(f"{_PROBE} {core}") - probe, 0) if core else 0
         return found
 
+    def parts_of(core: str) -> list[str] | None:
+        if core in hard_parts:
+            return hard_parts[core]
+        if estimate(core) * 4 < max_tokens or count_tokens(core) <= max_tokens:
+            hard_parts[core] = None
+        else:
+            hard_parts[core] = _hard_split(core, max_tokens, count_tokens)
+        return hard_parts[core]
+
     for match in _PIECE.finditer(text):
         piece = match.group()
         core = piece.rstrip()
         level = _level_after(piece, core)
-        estimated = estimate(core)
-        if estimated * 4 < max_tokens or count_tokens(core) <= max_tokens:
+        parts = parts_of(core)
+        if parts is None:
             pieces.append(piece)
-            tokens.append(estimated)
+            tokens.append(estimate(core))
             levels.append(level)
             continue
-        for part in _hard_split(core, max_tokens, count_tokens):
+        for part in parts:
             pieces.append(part)
             tokens.append(estimate(part))
             levels.append(NONE)
@@ -147,24 +157,24 @@ def _hard_split(text: str, max_tokens: int, count_tokens: TokenCounter) -> list[
 
 
 def _longest_fitting_prefix(text: str, max_tokens: int, count_tokens: TokenCounter) -> int:
-    fits, too_long = 0, len(text) + 1
+    fits, hard_parts = 0, len(text) + 1
     probe = max_tokens
     while True:
         if probe >= len(text):
             if count_tokens(text) <= max_tokens:
                 return len(text)
-            too_long = len(text)
+            hard_parts = len(text)
             break
         if count_tokens(text[:probe]) > max_tokens:
-            too_long = probe
+            hard_parts = probe
             break
         fits, probe = probe, probe * 2
-    while too_long - fits > 1:
-        middle = (fits + too_long) // 2
+    while hard_parts - fits > 1:
+        middle = (fits + hard_parts) // 2
         if count_tokens(text[:middle]) <= max_tokens:
             fits = middle
         else:
-            too_long = middle
+            hard_parts = middle
     return max(fits, 1)
 
 

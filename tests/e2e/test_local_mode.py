@@ -104,3 +104,36 @@ def test_cli_listen_drain_then_search_backfill_and_models(dsn):
     assert missing.returncode == 2 and "model 'no-such-model' is not known" in missing.stderr
     activated = run_cli("models", "activate", "multilingual-e5-small", dsn=dsn)
     assert activated.returncode == 0, activated.stderr
+
+
+def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
+    import signal
+    import time
+
+    import psycopg
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
+    env.update(DATABASE_URL=dsn, EMBEDQ_BATCH_SIZE="48", EMBEDQ_BATCH_WINDOW_MS="0")
+    text = " ".join(f"sentence number {i} about gardening and cooking." for i in range(60))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO posts (title, body) SELECT 'post ' || g, %s FROM generate_series(1, 96) g", (text,))
+        listener = subprocess.Popen([sys.executable, "-m", "embedq", "listen"], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                in_hand = conn.execute("SELECT count(*) FROM embedq.jobs WHERE status = 'processing'").fetchone()[0]
+                if in_hand:
+                    break
+                time.sleep(0.02)
+            assert in_hand == 48
+            listener.send_signal(signal.SIGTERM)
+            stdout, stderr = listener.communicate(timeout=120)
+        finally:
+            listener.kill()
+        assert listener.returncode == 0, stderr
+        counts = dict(conn.execute("SELECT status::text, count(*) FROM embedq.jobs GROUP BY 1").fetchall())
+    # the batch in hand was finished, nothing was left half-done, the rest waits for the next listener
+    assert counts.get("processing", 0) == 0
+    assert counts["done"] % 48 == 0 and counts["done"] >= 48
+    assert counts["done"] + counts.get("pending", 0) == 96
