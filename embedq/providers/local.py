@@ -54,6 +54,8 @@ class LocalEmbedder:
         self._get_engine().passage(["warm up", "warm up"])
 
     def count_tokens(self, text: str) -> int:
+        if not text.strip():
+            return 0
         engine = self._get_engine()
         return max(engine.token_count(_clean(text)) - self._empty_tokens, 0)
 
