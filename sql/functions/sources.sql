@@ -6,6 +6,12 @@
 -- lock at commit for every transaction that notifies; per-row notifies would serialise
 -- writers.) Every identifier a caller passes is checked against the catalog and quoted
 -- with format('%I'); nothing a caller passes is ever executed as SQL.
+--
+-- A statement skips its NOTIFY when inbox rows are already waiting: their notification is on
+-- its way (or was delivered) and a listener claims again until nothing is left, so the new
+-- row is picked up without one. Under write load this removes most NOTIFYs, and with them
+-- most of the commit-time lock PostgreSQL takes for a notifying transaction. The poll interval
+-- bounds the wait if a long transaction commits just after a listener found nothing to do.
 
 CREATE OR REPLACE FUNCTION embedq._trigger_names(p_content_type text)
 RETURNS TABLE (kind text, function_name text, trigger_name text)
@@ -116,13 +122,15 @@ BEGIN
     SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'insert';
     EXECUTE format($fn$
         CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+        DECLARE
+            already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
         BEGIN
             INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
             SELECT s.content_type, 'upsert', s.priority, touched.ids
             FROM (SELECT array_agg(n.%2$I::text) AS ids FROM new_rows n) touched
             CROSS JOIN embedq.sources s
             WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
-            IF FOUND THEN
+            IF FOUND AND NOT already_waiting THEN
                 PERFORM pg_notify('embedq_jobs', '');
             END IF;
             RETURN NULL;
@@ -140,11 +148,12 @@ BEGIN
     EXECUTE format($fn$
         CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
         DECLARE
+            already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
             queued bigint;
         BEGIN
             EXECUTE %4$L;
             GET DIAGNOSTICS queued = ROW_COUNT;
-            IF queued > 0 THEN
+            IF queued > 0 AND NOT already_waiting THEN
                 PERFORM pg_notify('embedq_jobs', '');
             END IF;
             RETURN NULL;
@@ -172,13 +181,15 @@ BEGIN
     SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'delete';
     EXECUTE format($fn$
         CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+        DECLARE
+            already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
         BEGIN
             INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
             SELECT s.content_type, 'delete', s.priority, touched.ids
             FROM (SELECT array_agg(o.%2$I::text) AS ids FROM old_rows o) touched
             CROSS JOIN embedq.sources s
             WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
-            IF FOUND THEN
+            IF FOUND AND NOT already_waiting THEN
                 PERFORM pg_notify('embedq_jobs', '');
             END IF;
             RETURN NULL;

@@ -113,10 +113,10 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
     import psycopg
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
-    env.update(DATABASE_URL=dsn, EMBEDQ_BATCH_SIZE="48", EMBEDQ_BATCH_WINDOW_MS="0")
-    text = " ".join(f"sentence number {i} about gardening and cooking." for i in range(60))
+    env.update(DATABASE_URL=dsn, EMBEDQ_BATCH_SIZE="16", EMBEDQ_BATCH_WINDOW_MS="0")
+    text = " ".join(f"sentence number {i} about gardening and cooking." for i in range(20))
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO posts (title, body) SELECT 'post ' || g, %s FROM generate_series(1, 96) g", (text,))
+        conn.execute("INSERT INTO posts (title, body) SELECT 'post ' || g, %s FROM generate_series(1, 48) g", (text,))
         listener = subprocess.Popen([sys.executable, "-m", "embedq", "listen"], env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -126,7 +126,7 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
                 if in_hand:
                     break
                 time.sleep(0.02)
-            assert in_hand == 48
+            assert in_hand == 16
             listener.send_signal(signal.SIGTERM)
             stdout, stderr = listener.communicate(timeout=120)
         finally:
@@ -135,5 +135,5 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
         counts = dict(conn.execute("SELECT status::text, count(*) FROM embedq.jobs GROUP BY 1").fetchall())
     # the batch in hand was finished, nothing was left half-done, the rest waits for the next listener
     assert counts.get("processing", 0) == 0
-    assert counts["done"] % 48 == 0 and counts["done"] >= 48
-    assert counts["done"] + counts.get("pending", 0) == 96
+    assert counts["done"] % 16 == 0 and counts["done"] >= 16
+    assert counts["done"] + counts.get("pending", 0) == 48

@@ -139,24 +139,38 @@ async def test_a_10000_row_statement_queues_10000_jobs_and_one_notify(conn, dsn)
     listener = await db.connect(dsn, "embedq-tests-listen")
     notifications: list[str] = []
     await listener.add_listener("embedq_jobs", lambda *args: notifications.append(args[3]))
+
+    async def settle() -> None:
+        await conn.execute("SELECT pg_notify('embedq_jobs', 'marker')")
+        for _ in range(100):  # deliveries are asynchronous: wait for our marker
+            if "marker" in notifications:
+                break
+            await asyncio.sleep(0.02)
+        notifications.remove("marker")
+
     try:
         await conn.execute(
             "INSERT INTO courses (title, description) "
             "SELECT 'Course ' || g, 'About ' || g FROM generate_series(1, 10000) g")
-        await conn.execute("UPDATE courses SET description = description || '!'")  # one more statement
-        await asyncio.sleep(0.5)
-        for _ in range(20):  # deliveries are asynchronous; wait for stragglers
-            if len(notifications) >= 2:
-                break
-            await asyncio.sleep(0.1)
+        await settle()
+        assert notifications == [""]  # one NOTIFY for 10,000 rows, constant payload
+
+        # while that statement's work waits in the inbox, a listener is already awake: no NOTIFY
+        await conn.execute("UPDATE courses SET description = description || '!' WHERE id <= 10")
+        await settle()
+        assert notifications == [""]
+
+        # the statement wrote one inbox row; ingesting it yields one job per row
+        assert await conn.fetchval("SELECT count(*) FROM embedq.job_inbox") == 2
+        assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 10000
+        assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'course'") == 10000
+
+        # once the inbox is empty, the next statement wakes the listeners again
+        await conn.execute("UPDATE courses SET description = description || '?'")
+        await settle()
+        assert notifications == ["", ""]
     finally:
         await listener.close()
-    # the statement wrote one inbox row; ingesting it yields one job per row
-    assert await conn.fetchval("SELECT count(*) FROM embedq.job_inbox") == 2
-    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 10000
-    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'course'") == 10000
-    # one NOTIFY per statement (two statements, two autocommit transactions), constant payload
-    assert notifications == ["", ""]
 
 
 async def test_statement_touching_nothing_embedded_sends_no_notify(conn, dsn):
