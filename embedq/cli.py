@@ -263,11 +263,11 @@ def search(
     if as_json:
         _print_json([h.as_json() for h in hits])
         return
-    console.print(_hits_table(text, hits))
+    console.print(hits_table(f"search: {text}", hits))
 
 
-def _hits_table(text: str, hits) -> Table:
-    table = Table(title=f"search: {text}", title_justify="left")
+def hits_table(title: str, hits) -> Table:
+    table = Table(title=title, title_justify="left")
     table.add_column("score", justify="right")
     table.add_column("type")
     table.add_column("id", justify="right")

@@ -7,7 +7,6 @@ import logging
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from embedq import db, migrations
 from embedq.providers import create_embedder
@@ -17,6 +16,7 @@ from embedq.settings import Settings
 
 
 async def run_demo(settings: Settings, console: Console) -> None:
+    from embedq.cli import hits_table
     from embedq.sample_data import SAMPLE_SEARCHES, insert_sample
     from listener import Listener
 
@@ -58,17 +58,8 @@ async def run_demo(settings: Settings, console: Console) -> None:
 
         for text, content_type in SAMPLE_SEARCHES:
             hits = await search(conn, embedder, text, k=3, content_types=[content_type] if content_type else None)
-            table = Table(title=f"search: {text}" + (f"  (type: {content_type})" if content_type else ""),
-                          title_justify="left")
-            table.add_column("score", justify="right")
-            table.add_column("type")
-            table.add_column("id", justify="right")
-            table.add_column("content")
-            for hit in hits:
-                snippet = " ".join(hit.content.split())
-                table.add_row(f"{hit.similarity:.3f}", hit.content_type, hit.source_id,
-                              snippet[:100] + ("..." if len(snippet) > 100 else ""))
-            console.print(table)
+            title = f"search: {text}" + (f"  (type: {content_type})" if content_type else "")
+            console.print(hits_table(title, hits))
         console.print("try: [bold]embedq search \"how do I make bread\"[/], [bold]embedq status[/]")
     finally:
         await conn.close()
