@@ -18,24 +18,22 @@ import hashlib
 import json
 import math
 import random
-import socket
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.http_server import serve_app
+
 MAX_INPUTS_PER_REQUEST = 2048
 MAX_INPUT_TOKENS = 8192
 MAX_REQUEST_TOKENS = 300_000
-SHUTDOWN_GRACE_SECONDS = 2.0
 KNOWN_PARAMETERS = frozenset({"input", "model", "dimensions", "encoding_format", "user"})
 
 
@@ -132,9 +130,8 @@ class FakeOpenAIServer:
 
     _random: random.Random = field(init=False, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
-    _server: uvicorn.Server | None = field(default=None, init=False, repr=False)
-    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
-    _port: int | None = field(default=None, init=False, repr=False)
+    _serving: contextlib.AsyncExitStack | None = field(default=None, init=False, repr=False)
+    _url: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.seed)
@@ -145,9 +142,9 @@ class FakeOpenAIServer:
 
     @property
     def base_url(self) -> str:
-        if self._port is None:
+        if self._url is None:
             raise RuntimeError("the server is not running")
-        return f"http://{self.host}:{self._port}/v1"
+        return f"{self._url}/v1"
 
     def fail_next(
         self,
@@ -168,38 +165,16 @@ class FakeOpenAIServer:
 
     async def __aenter__(self) -> FakeOpenAIServer:
         app = Starlette(routes=[Route("/v1/embeddings", self._embeddings, methods=["POST"])])
-        config = uvicorn.Config(
-            app,
-            lifespan="off",
-            http="h11",
-            ws="none",
-            log_level="warning",
-            access_log=False,
-        )
-        # IPPROTO_TCP spelled out: asyncio disables Nagle only on sockets that name it, and
-        # Nagle plus delayed ACKs cost 40 ms per keep-alive request
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self._port = sock.getsockname()[1]
         self._stopping = asyncio.Event()
-        self._server = _InProcessServer(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                sock.close()
-                self._task.result()
-                raise RuntimeError("the fake OpenAI server stopped during start-up")
-            await asyncio.sleep(0.005)
+        self._serving = contextlib.AsyncExitStack()
+        self._url = await self._serving.enter_async_context(serve_app(app, self.host))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None and self._task is not None
+        assert self._serving is not None
         self._stopping.set()
-        self._server.stop_requested.set()
-        await self._task
-        self._server = self._task = None
-        self._port = None
+        await self._serving.aclose()
+        self._serving = self._url = None
 
     async def _embeddings(self, request: Request) -> Response:
         seen = SeenRequest(body={}, headers=dict(request.headers))
@@ -354,34 +329,6 @@ class FakeOpenAIServer:
         if encoding_format == "base64":
             return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
         return vector.tolist()
-
-
-class _InProcessServer(uvicorn.Server):
-    """uvicorn for tests: no signal handlers (Ctrl-C stays with pytest), and a stop that
-    takes milliseconds instead of uvicorn's 0.1 s ticks and sleeps."""
-
-    def __init__(self, config: uvicorn.Config):
-        super().__init__(config)
-        self.stop_requested = asyncio.Event()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def main_loop(self) -> None:
-        await self.on_tick(0)
-        await self.stop_requested.wait()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        while (self.server_state.connections or self.server_state.tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(0.001)
-        for server in self.servers:
-            await server.wait_closed()
 
 
 def _texts(raw_input: object, max_inputs: int) -> list[str]:

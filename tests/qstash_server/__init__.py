@@ -7,7 +7,7 @@
 """
 
 from tests.qstash_server.broker import Counters
-from tests.qstash_server.embedded import serve_app
+from tests.http_server import serve_app
 from tests.qstash_server.messages import Attempt, DeadLetter, Message, Schedule
 from tests.qstash_server.server import (
     DEFAULT_CURRENT_SIGNING_KEY,

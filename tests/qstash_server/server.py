@@ -24,7 +24,7 @@ from tests.qstash_server.broker import (
     Broker,
     Counters,
 )
-from tests.qstash_server.embedded import serve_app
+from tests.http_server import serve_app
 from tests.qstash_server.messages import Attempt, DeadLetter, Message, Schedule
 
 # The local dev server's fixed credentials, used by Upstash's own docs and examples.
