@@ -119,27 +119,34 @@ BEGIN
     INSERT INTO embedq.sources (content_type, table_name, key_column, fields, priority)
     VALUES (v_content_type, v_table, key_column, fields, priority);
 
-    SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'insert';
-    EXECUTE format($fn$
-        CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
-        DECLARE
-            already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
-        BEGIN
-            INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-            SELECT s.content_type, 'upsert', s.priority, touched.ids
-            FROM (SELECT array_agg(n.%2$I::text) AS ids FROM new_rows n) touched
-            CROSS JOIN embedq.sources s
-            WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
-            IF FOUND AND NOT already_waiting THEN
-                PERFORM pg_notify('embedq_jobs', '');
-            END IF;
-            RETURN NULL;
-        END
-        $body$
-    $fn$, v_names.function_name, key_column, v_content_type);
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
-                   v_names.trigger_name, v_table, v_names.function_name);
+    -- INSERT and DELETE: every row in the transition table is queued, with the statement's op.
+    FOR v_names IN
+        SELECT t.*, x.op, x.transition, x.event
+        FROM embedq._trigger_names(v_content_type) t
+        JOIN (VALUES ('insert', 'upsert', 'new_rows', 'INSERT ON %s REFERENCING NEW TABLE AS new_rows'),
+                     ('delete', 'delete', 'old_rows', 'DELETE ON %s REFERENCING OLD TABLE AS old_rows'))
+            AS x(kind, op, transition, event) USING (kind)
+    LOOP
+        EXECUTE format($fn$
+            CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+            DECLARE
+                already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
+            BEGIN
+                INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
+                SELECT s.content_type, %4$L, s.priority, touched.ids
+                FROM (SELECT array_agg(r.%2$I::text) AS ids FROM %5$I r) touched
+                CROSS JOIN embedq.sources s
+                WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
+                IF FOUND AND NOT already_waiting THEN
+                    PERFORM pg_notify('embedq_jobs', '');
+                END IF;
+                RETURN NULL;
+            END
+            $body$
+        $fn$, v_names.function_name, key_column, v_content_type, v_names.op, v_names.transition);
+        EXECUTE format('CREATE TRIGGER %I AFTER %s FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
+                       v_names.trigger_name, format(v_names.event, v_table), v_names.function_name);
+    END LOOP;
 
     -- The UPDATE trigger joins old and new rows. Its query is run with EXECUTE so it is planned
     -- for each statement's row count: a cached plan made for a one-row update would be a
@@ -178,27 +185,6 @@ BEGIN
                    'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
                    v_names.trigger_name, v_table, v_names.function_name);
 
-    SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'delete';
-    EXECUTE format($fn$
-        CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
-        DECLARE
-            already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
-        BEGIN
-            INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-            SELECT s.content_type, 'delete', s.priority, touched.ids
-            FROM (SELECT array_agg(o.%2$I::text) AS ids FROM old_rows o) touched
-            CROSS JOIN embedq.sources s
-            WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
-            IF FOUND AND NOT already_waiting THEN
-                PERFORM pg_notify('embedq_jobs', '');
-            END IF;
-            RETURN NULL;
-        END
-        $body$
-    $fn$, v_names.function_name, key_column, v_content_type);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
-                   v_names.trigger_name, v_table, v_names.function_name);
 END
 $register$;
 

@@ -45,8 +45,8 @@ async def test_a_text_keyed_table_with_a_json_field(conn):
         "SELECT source_id, op::text FROM embedq.jobs WHERE status = 'pending'")) == ("a-b", "delete")
 
 
-async def test_hostile_identifiers_are_data_not_sql(conn):
-    hostile = 'x"; DROP TABLE courses; --'
+@pytest.mark.parametrize("hostile", ['x"; DROP TABLE courses; --', "per%s cent%I %1$s"])
+async def test_hostile_identifiers_are_data_not_sql(conn, hostile):
     await conn.execute(f'CREATE TABLE "{hostile.replace(chr(34), chr(34) * 2)}" ("{hostile.replace(chr(34), chr(34) * 2)}" text, id int PRIMARY KEY)')
     table = await conn.fetchval("SELECT quote_ident($1)", hostile)
     await conn.execute("SELECT embedq.register_source('hostile', $1::regclass, ARRAY[$2])", table, hostile)
