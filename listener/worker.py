@@ -31,15 +31,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ListenerConfig:
-    batch_size: int = 64
+    """The listener's knobs; defaults are the settings' defaults (embedq.settings)."""
+
+    batch_size: int = Settings.batch_size
     #: low-priority batches wait this long for more jobs before they are processed
-    batch_window: float = 0.2
+    batch_window: float = Settings.batch_window
     #: priorities at or above this number (less urgent) are batched for batch_window
-    batch_window_min_priority: int = 4
-    poll_interval: float = 5.0
-    lease_seconds: float = 300.0
-    rescue_interval: float = 30.0
-    concurrency: int = 1
+    batch_window_min_priority: int = Settings.batch_window_min_priority
+    poll_interval: float = Settings.poll_interval
+    lease_seconds: float = Settings.lease_seconds
+    rescue_interval: float = Settings.rescue_interval
+    concurrency: int = Settings.concurrency
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListenerConfig:
