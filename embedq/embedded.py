@@ -5,7 +5,6 @@ the server stops when the last embedq process using it exits."""
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -56,6 +55,3 @@ def _ensure_database(uri: str, database: str) -> None:
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
 
-
-def data_dir_in_use(data_dir: Path) -> bool:
-    return (data_dir / "pgdata" / "postmaster.pid").exists() and os.name == "posix"

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from embedq.queries import SQL_DIR
 
@@ -80,5 +79,3 @@ def head() -> str:
 
     return ScriptDirectory(str(ALEMBIC_DIR)).get_current_head()
 
-
-__all__ = ["apply_sql", "upgrade", "downgrade", "current", "head", "Path"]
