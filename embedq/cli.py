@@ -338,10 +338,11 @@ def models_list(as_json: JsonOption = False) -> None:
         _print_json(models)
         return
     table = Table()
-    for column in ("name", "provider", "dimensions", "vectors", "active"):
+    for column in ("name", "provider", "dimensions", "vectors", "hnsw index", "active"):
         table.add_column(column)
     for m in models:
-        table.add_row(m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), "yes" if m["active"] else "")
+        table.add_row(m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), m["hnsw_index"],
+                      "yes" if m["active"] else "")
     console.print(table)
 
 

@@ -94,6 +94,7 @@ class Settings:
     concurrency: int = 1
     chunk_tokens: int = 400
     chunk_overlap_tokens: int = 48
+    hnsw_min_rows: int = 10_000
 
     log_format: str = "human"
     log_level: str = "INFO"
@@ -161,6 +162,7 @@ class Settings:
             concurrency=_parse(env, "EMBEDQ_CONCURRENCY", _positive_int, 1),
             chunk_tokens=_parse(env, "EMBEDQ_CHUNK_TOKENS", _positive_int, 400),
             chunk_overlap_tokens=_parse(env, "EMBEDQ_CHUNK_OVERLAP_TOKENS", int, 48),
+            hnsw_min_rows=_parse(env, "EMBEDQ_HNSW_MIN_ROWS", _positive_int, 10_000),
             log_format=_parse(env, "EMBEDQ_LOG_FORMAT", _choice(LOG_FORMATS), "human"),
             log_level=(env.get("EMBEDQ_LOG_LEVEL") or "INFO").upper(),
         )

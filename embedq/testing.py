@@ -29,8 +29,8 @@ class HashEmbedder:
         return len(text.split())
 
     def vector(self, text: str) -> np.ndarray:
-        seed = int.from_bytes(hashlib.sha256(text.encode("utf-8", "replace")).digest()[:8], "little")
-        vec = np.random.default_rng(seed).standard_normal(self.dimensions).astype(np.float32)
+        digest = hashlib.shake_256(text.encode("utf-8", "replace")).digest(2 * self.dimensions)
+        vec = np.frombuffer(digest, dtype="<u2").astype(np.float32) - 32767.5
         return vec / np.linalg.norm(vec)
 
     async def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -23,6 +23,7 @@ from embedq.processing import Outcome, Processor
 from embedq.providers.base import Embedder
 from embedq.queries import query
 from embedq.settings import Settings
+from listener.indexer import ensure_index, run_indexer
 from listener.notifier import Notifier
 from listener.rescuer import run_rescuer
 
@@ -42,13 +43,16 @@ class ListenerConfig:
     lease_seconds: float = Settings.lease_seconds
     rescue_interval: float = Settings.rescue_interval
     concurrency: int = Settings.concurrency
+    #: the model's HNSW index is built once it has this many vectors (listener/indexer.py)
+    hnsw_min_rows: int = Settings.hnsw_min_rows
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListenerConfig:
         return cls(batch_size=settings.batch_size, batch_window=settings.batch_window,
                    batch_window_min_priority=settings.batch_window_min_priority,
                    poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
-                   rescue_interval=settings.rescue_interval, concurrency=settings.concurrency)
+                   rescue_interval=settings.rescue_interval, concurrency=settings.concurrency,
+                   hnsw_min_rows=settings.hnsw_min_rows)
 
 
 @dataclass
@@ -109,6 +113,9 @@ class Listener:
                 tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
                 tasks.append(asyncio.create_task(
                     run_rescuer(self.pool, self.config.rescue_interval, self._stop), name="embedq-rescuer"))
+                tasks.append(asyncio.create_task(
+                    run_indexer(self.pool, self.embedder.model, self.config.hnsw_min_rows,
+                                self.config.rescue_interval, self._stop), name="embedq-indexer"))
             else:
                 from listener.rescuer import rescue_once
 
@@ -119,6 +126,13 @@ class Listener:
             workers = [asyncio.create_task(self._work(drain), name=f"embedq-worker-{n}")
                        for n in range(self.config.concurrency)]
             await asyncio.gather(*workers)
+            if drain and not self._stop.is_set():
+                # a drained backlog (a backfill, a first load) is the moment to build it
+                try:
+                    await ensure_index(self.pool, self.embedder.model, self.config.hnsw_min_rows)
+                except asyncpg.PostgresError as exc:
+                    logger.error("HNSW index build failed; the next listener retries",
+                                 extra={"action": "index_build", "error": str(exc)})
         finally:
             self._stop.set()
             for task in tasks:

@@ -93,11 +93,23 @@ GROUP BY e.content_type ORDER BY e.content_type
 -- name: models_ensure
 SELECT * FROM embedq.model_ensure($1, $2, $3)
 
+-- name: models_index_state
+SELECT embedq.model_index_state($1)
+
+-- name: models_index_ddl
+SELECT embedq.model_index_ddl($1)
+
+-- name: models_index_drop_ddl
+SELECT format('DROP INDEX CONCURRENTLY IF EXISTS embedq.%I', embedq._model_index_name($1))
+
+-- name: models_has_vectors_at_least
+SELECT count(*) >= $2 FROM (SELECT 1 FROM embedq.embeddings WHERE model = $1 LIMIT $2) AS enough
+
 -- name: models_activate
 SELECT * FROM embedq.model_activate($1)
 
 -- name: models_list
-SELECT m.name, m.provider, m.dimensions, m.active, m.created_at,
+SELECT m.name, m.provider, m.dimensions, m.active, m.created_at, embedq.model_index_state(m.name) AS hnsw_index,
        (SELECT count(*) FROM embedq.embeddings e WHERE e.model = m.name) AS vectors
 FROM embedq.models m ORDER BY m.created_at, m.name
 

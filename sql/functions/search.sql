@@ -20,8 +20,10 @@ RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT 'embeddings_hnsw_' || left(md5(p_model), 16)
 $$;
 
--- Records a model and builds its HNSW (cosine) index. The first model recorded becomes the
--- active one (the one search uses by default). Safe to call at every start.
+-- Records a model. The first model recorded becomes the active one (the one search uses by
+-- default). Safe to call at every start. Its HNSW index is built later, once it has enough
+-- vectors (listener/indexer.py): below that an exact scan is fast, and building the index
+-- after a load is several times cheaper than maintaining it row by row during the load.
 CREATE OR REPLACE FUNCTION embedq.model_ensure(p_name text, p_provider text, p_dimensions integer)
 RETURNS embedq.models
 LANGUAGE plpgsql
@@ -29,7 +31,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_model embedq.models;
-    v_type text := embedq._model_vector_type(p_dimensions);
 BEGIN
     SELECT * INTO v_model FROM embedq.models m WHERE m.name = p_name;
     IF FOUND AND v_model.dimensions <> p_dimensions THEN
@@ -47,13 +48,36 @@ BEGIN
         ON CONFLICT (name) DO NOTHING;
         SELECT * INTO v_model FROM embedq.models m WHERE m.name = p_name;
     END IF;
-    EXECUTE format(
-        'CREATE INDEX IF NOT EXISTS %I ON embedq.embeddings USING hnsw ((embedding::%s) %I.%I) WHERE model = %L',
-        embedq._model_index_name(p_name), v_type, embedq._vector_schema(),
-        CASE WHEN p_dimensions <= 2000 THEN 'vector_cosine_ops' ELSE 'halfvec_cosine_ops' END,
-        p_name);
     RETURN v_model;
 END
+$$;
+
+-- The statement that builds a model's HNSW (cosine) index without blocking writers. It has to
+-- run outside a transaction (CONCURRENTLY), so the caller executes it.
+CREATE OR REPLACE FUNCTION embedq.model_index_ddl(p_name text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format(
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS %I ON embedq.embeddings USING hnsw ((embedding::%s) %I.%I) WHERE model = %L',
+        embedq._model_index_name(m.name), embedq._model_vector_type(m.dimensions), embedq._vector_schema(),
+        CASE WHEN m.dimensions <= 2000 THEN 'vector_cosine_ops' ELSE 'halfvec_cosine_ops' END,
+        m.name)
+    FROM embedq.models m WHERE m.name = p_name
+$$;
+
+-- 'ready', 'invalid' (a concurrent build failed or is still running), or 'missing'.
+CREATE OR REPLACE FUNCTION embedq.model_index_state(p_name text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(
+        (SELECT CASE WHEN i.indisvalid THEN 'ready' ELSE 'invalid' END
+         FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+         WHERE c.relname = embedq._model_index_name(p_name) AND c.relnamespace = 'embedq'::regnamespace),
+        'missing')
 $$;
 
 CREATE OR REPLACE FUNCTION embedq.model_activate(p_name text)

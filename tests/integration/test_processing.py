@@ -278,7 +278,8 @@ async def test_filtered_search_still_returns_k_rows(conn, dsn, settings):
     await conn.execute("INSERT INTO courses (title) SELECT 'course ' || g FROM generate_series(1, 600) g")
     await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 25) g")
     embedder = HashEmbedder()
-    await drain(dsn, settings, embedder, batch_size=200)
+    await drain(dsn, settings, embedder, batch_size=200, hnsw_min_rows=500)
+    assert await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "ready"
     from embedq.search import search
 
     hits = await search(conn, embedder, "anything at all", k=20, content_types=["post"])
@@ -293,3 +294,47 @@ async def test_filtered_search_still_returns_k_rows(conn, dsn, settings):
         "EXPLAIN SELECT * FROM embedq.embeddings e WHERE e.model = 'hash-test' "
         "ORDER BY e.embedding::vector(16) <=> array_fill(0.1, ARRAY[16])::vector(16) LIMIT 5"))
     assert "embeddings_hnsw_" in plan
+
+
+async def test_the_hnsw_index_is_built_once_the_model_has_enough_vectors(conn, dsn, settings):
+    from embedq.search import search
+
+    await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 30) g")
+    embedder = HashEmbedder()
+    await drain(dsn, settings, embedder, hnsw_min_rows=50)
+    assert await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "missing"
+    # below the threshold search is an exact scan, so the nearest row is always found
+    stored_text = await conn.fetchval("SELECT content FROM embedq.embeddings WHERE source_id = '7'")
+    assert (await search(conn, embedder, stored_text, k=1))[0].source_id == "7"
+
+    listener = listener_for(dsn, settings, embedder, hnsw_min_rows=50)
+    running = asyncio.create_task(listener.run())
+    try:
+        await conn.execute("INSERT INTO posts (title) SELECT 'more ' || g FROM generate_series(1, 30) g")
+        for _ in range(200):
+            if await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "ready":
+                break
+            await asyncio.sleep(0.05)
+        assert await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "ready"
+    finally:
+        listener.stop()
+        await running
+
+
+async def test_an_invalid_index_left_by_a_failed_build_is_rebuilt(conn, dsn, settings):
+    from listener.indexer import ensure_index
+
+    await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 20) g")
+    embedder = HashEmbedder()
+    await drain(dsn, settings, embedder, hnsw_min_rows=1000)
+    name = await conn.fetchval("SELECT embedq._model_index_name('hash-test')")
+    await conn.execute(await conn.fetchval("SELECT embedq.model_index_ddl('hash-test')"))
+    await conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = $1::regclass", f"embedq.{name}")
+    assert await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "invalid"
+    from embedq import db
+
+    pool = await db.create_pool(dsn, "embedq-tests", max_size=2)
+    try:
+        assert await ensure_index(pool, "hash-test", min_rows=10) == "ready"
+    finally:
+        await pool.close()
