@@ -73,6 +73,8 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     openai_concurrency: int = 4
+    #: inputs per request: OpenAI takes 2048, TEI 32 by default (--max-client-batch-size)
+    openai_batch_size: int = 2048
     openai_max_retries: int = 4
     openai_timeout: float = 60.0
 
@@ -147,6 +149,7 @@ class Settings:
             openai_api_key=api_key,
             openai_base_url=base_url,
             openai_concurrency=_parse(env, "EMBEDQ_OPENAI_CONCURRENCY", _positive_int, 4),
+            openai_batch_size=_parse(env, "EMBEDQ_OPENAI_BATCH_SIZE", _positive_int, 2048),
             openai_max_retries=_parse(env, "EMBEDQ_OPENAI_MAX_RETRIES", int, 4),
             openai_timeout=_parse(env, "EMBEDQ_OPENAI_TIMEOUT", _non_negative_float, 60.0),
             qstash_token=qstash_token,
@@ -166,6 +169,8 @@ class Settings:
             log_format=_parse(env, "EMBEDQ_LOG_FORMAT", _choice(LOG_FORMATS), "human"),
             log_level=(env.get("EMBEDQ_LOG_LEVEL") or "INFO").upper(),
         )
+        if settings.openai_batch_size > 2048:
+            raise ConfigError("EMBEDQ_OPENAI_BATCH_SIZE must be at most 2048 (the OpenAI API's limit)")
         if settings.chunk_overlap_tokens >= settings.chunk_tokens:
             raise ConfigError("EMBEDQ_CHUNK_OVERLAP_TOKENS must be smaller than EMBEDQ_CHUNK_TOKENS")
         return replace(settings, **overrides) if overrides else settings

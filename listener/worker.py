@@ -164,11 +164,26 @@ class Listener:
                 continue
             if jobs:
                 logger.debug("jobs claimed", extra={"action": "claim", "job_ids": [j.id for j in jobs]})
-                self.totals.add(await processor.process(jobs))
+                self.totals.add(await self._process_with_heartbeat(processor, jobs))
                 continue
             if drain:
                 return
             await self._sleep(self.config.poll_interval)
+
+    async def _process_with_heartbeat(self, processor: Processor, jobs: list[Job]) -> Outcome:
+        """Process, extending the leases every third of a lease: a 1 MB text on a small CPU can
+        take longer than one lease, and must not be rescued (and started again) meanwhile."""
+        work = asyncio.ensure_future(processor.process(jobs))
+        ids, attempts = [j.id for j in jobs], [j.attempts for j in jobs]
+        interval = max(self.config.lease_seconds / 3, 0.05)
+        while True:
+            done, _ = await asyncio.wait({work}, timeout=interval)
+            if done:
+                return work.result()
+            try:
+                await self.pool.execute(query("jobs_extend_lease"), ids, attempts, self.config.lease_seconds)
+            except db.CONNECTION_ERRORS as exc:
+                logger.warning("cannot extend leases", extra={"action": "heartbeat", "job_ids": ids, "error": str(exc)})
 
     def _worth_waiting_for_more(self, jobs: list[Job]) -> bool:
         return (self.config.batch_window > 0 and len(jobs) < self.config.batch_size

@@ -19,6 +19,12 @@ SELECT * FROM embedq.jobs_complete($1::bigint[], $2::integer[])
 -- name: jobs_fail
 SELECT * FROM embedq.jobs_fail($1::bigint[], $2::integer[], $3, $4, $5, $6, $7)
 
+-- name: jobs_extend_lease
+-- Heartbeat of a worker still processing its claims: (id, attempts) identifies each claim.
+UPDATE embedq.jobs j SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+FROM unnest($1::bigint[], $2::integer[]) AS claim(id, attempts)
+WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status = 'processing'
+
 -- name: jobs_rescue
 SELECT * FROM embedq.jobs_rescue()
 

@@ -129,6 +129,7 @@ class OpenAIEmbedder:
                 concurrency=settings.openai_concurrency,
                 max_retries=settings.openai_max_retries,
                 timeout=settings.openai_timeout or None,
+                max_inputs_per_request=settings.openai_batch_size,
                 max_input_tokens=OPENAI_MAX_INPUT_TOKENS if known_model else UNKNOWN_MODEL_MAX_INPUT_TOKENS,
             )
         except ValueError as exc:

@@ -137,3 +137,24 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
     assert counts.get("processing", 0) == 0
     assert counts["done"] % 16 == 0 and counts["done"] >= 16
     assert counts["done"] + counts.get("pending", 0) == 48
+
+
+async def test_a_long_lesson_is_chunked_and_embedded_by_the_real_model(conn, dsn, settings, local_embedder):
+    # 20 KB of English keeps this near ten seconds on two cores (~1 s per 400-token chunk);
+    # the 1 MB case runs with the zero-cost embedder in tests/integration/test_processing.py
+    from embedq.sample_data import COURSES  # readable prose to repeat
+
+    paragraphs = [lesson["content"] for course in COURSES for lesson in course["lessons"]
+                  if lesson.get("content") and lesson["content"].isascii()]
+    text = "\n\n".join(paragraphs)
+    content = "\n\n".join([text] * (20_000 // len(text) + 1))[:20_000]
+    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('Everything') RETURNING id")
+    lesson = await conn.fetchval("INSERT INTO lessons (course_id, title, content) VALUES ($1, 'All', $2) RETURNING id",
+                                 course, content)
+    totals = await listener_for(dsn, settings, local_embedder).run(drain=True)
+    assert totals.dead == 0 and totals.done == 2
+    chunks = await conn.fetch("SELECT chunk_index, content FROM embedq.embeddings WHERE content_type = 'lesson' "
+                              "AND source_id = $1 ORDER BY chunk_index", str(lesson))
+    assert len(chunks) > 8
+    assert [c["chunk_index"] for c in chunks] == list(range(len(chunks)))
+    assert all(local_embedder.count_tokens(c["content"]) <= settings.chunk_tokens for c in chunks)

@@ -338,3 +338,89 @@ async def test_an_invalid_index_left_by_a_failed_build_is_rebuilt(conn, dsn, set
         assert await ensure_index(pool, "hash-test", min_rows=10) == "ready"
     finally:
         await pool.close()
+
+
+async def test_low_priority_jobs_wait_briefly_to_share_a_batch(conn, dsn, settings):
+    post = await conn.fetchval("INSERT INTO posts (title) VALUES ('p') RETURNING id")
+    await drain(dsn, settings, HashEmbedder())
+    listener = listener_for(dsn, settings, HashEmbedder(), batch_window=1.5, poll_interval=60)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        await asyncio.sleep(0.3)
+        await conn.execute("INSERT INTO comments (post_id, body) VALUES ($1, 'first')", post)  # priority 5
+        await asyncio.sleep(0.3)
+        await conn.execute("INSERT INTO comments (post_id, body) VALUES ($1, 'second')", post)
+        for _ in range(100):
+            if (await statuses(conn)).get("done", 0) == 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        listener.stop()
+        await task
+    assert listener.totals.batches == 1 and listener.totals.done == 2
+
+
+async def test_urgent_jobs_do_not_wait_for_the_batch_window(conn, dsn, settings):
+    listener = listener_for(dsn, settings, HashEmbedder(), batch_window=30, poll_interval=60)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        await asyncio.sleep(0.3)
+        course = await conn.fetchval("INSERT INTO courses (title) VALUES ('urgent') RETURNING id")  # priority 2
+        for _ in range(100):
+            if await vectors(conn, "course", course):
+                break
+            await asyncio.sleep(0.05)
+        assert len(await vectors(conn, "course", course)) == 1  # long before the 30 s window
+    finally:
+        listener.stop()
+        await task
+
+
+async def test_the_notifier_reconnects_after_its_connection_is_killed(conn, dsn, settings):
+    listener = listener_for(dsn, settings, HashEmbedder(), poll_interval=60)
+    task = asyncio.create_task(listener.run())
+    try:
+        await asyncio.wait_for(listener.ready.wait(), 10)
+        for _ in range(100):
+            killed = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'embedq-notify' AND datname = current_database()")
+            if killed:
+                break
+            await asyncio.sleep(0.05)
+        assert killed == 1
+        for _ in range(200):  # wait until it is listening again
+            if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'embedq-notify' "
+                                   "AND datname = current_database()"):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+        course = await conn.fetchval("INSERT INTO courses (title) VALUES ('after reconnect') RETURNING id")
+        for _ in range(100):
+            if await vectors(conn, "course", course):
+                break
+            await asyncio.sleep(0.05)
+        assert len(await vectors(conn, "course", course)) == 1  # woken by NOTIFY, not the 60 s poll
+    finally:
+        listener.stop()
+        await task
+
+
+async def test_a_batch_longer_than_its_lease_keeps_it(conn, dsn, settings):
+    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('slow') RETURNING id")
+    slow = SlowEmbedder(delay=2.5)
+    listener = listener_for(dsn, settings, slow, lease_seconds=0.6, rescue_interval=0.1)
+    task = asyncio.create_task(listener.run())  # its own rescuer runs every 0.1 s
+    try:
+        for _ in range(200):
+            if await vectors(conn, "course", course):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        listener.stop()
+        await task
+    job = await conn.fetchrow("SELECT status::text, attempts, last_error FROM embedq.jobs")
+    assert tuple(job) == ("done", 1, None)  # never rescued, never started twice
+    assert len(slow.calls) == 1 and listener.totals.lost == 0
