@@ -43,6 +43,7 @@ class ListenerConfig:
     lease_seconds: float = Settings.lease_seconds
     rescue_interval: float = Settings.rescue_interval
     concurrency: int = Settings.concurrency
+    max_attempts: int = Settings.max_attempts
     #: the model's HNSW index is built once it has this many vectors (listener/indexer.py)
     hnsw_min_rows: int = Settings.hnsw_min_rows
 
@@ -52,7 +53,7 @@ class ListenerConfig:
                    batch_window_min_priority=settings.batch_window_min_priority,
                    poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
                    rescue_interval=settings.rescue_interval, concurrency=settings.concurrency,
-                   hnsw_min_rows=settings.hnsw_min_rows)
+                   hnsw_min_rows=settings.hnsw_min_rows, max_attempts=settings.max_attempts)
 
 
 @dataclass
@@ -145,7 +146,8 @@ class Listener:
 
     async def _claim(self, limit: int) -> list[Job]:
         assert self.pool is not None
-        rows = await self.pool.fetch(query("jobs_claim"), self.name, limit, self.config.lease_seconds)
+        rows = await self.pool.fetch(query("jobs_claim"), self.name, limit, self.config.lease_seconds,
+                                     self.config.max_attempts)
         return [Job.from_record(r) for r in rows]
 
     async def _work(self, drain: bool) -> None:

@@ -8,7 +8,7 @@ SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')
 SELECT to_regclass('embedq.jobs') IS NOT NULL
 
 -- name: jobs_claim
-SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3))
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4)
 
 -- name: jobs_ingest
 SELECT embedq.jobs_ingest()

@@ -40,7 +40,10 @@ $$;
 -- FOR UPDATE SKIP LOCKED lets any number of listeners claim side by side without waiting on
 -- each other's rows. A job whose source already has a job in processing is left for later:
 -- two workers embedding the same row at once could otherwise commit an older text last.
-CREATE OR REPLACE FUNCTION embedq.jobs_claim(p_worker text, p_limit integer, p_lease interval)
+-- p_max_attempts (the claiming listener's EMBEDQ_MAX_ATTEMPTS) replaces the table default
+-- the triggers wrote, which cannot know the listener's setting.
+CREATE OR REPLACE FUNCTION embedq.jobs_claim(p_worker text, p_limit integer, p_lease interval,
+                                             p_max_attempts integer DEFAULT NULL)
 RETURNS SETOF embedq.jobs
 LANGUAGE plpgsql
 AS $$
@@ -62,7 +65,8 @@ BEGIN
     )
     UPDATE embedq.jobs j
     SET status = 'processing', attempts = j.attempts + 1, locked_by = p_worker,
-        lease_expires_at = now() + p_lease, updated_at = now()
+        lease_expires_at = now() + p_lease, updated_at = now(),
+        max_attempts = coalesce(p_max_attempts, j.max_attempts)
     FROM claimable
     WHERE j.id = claimable.id
     RETURNING j.*;

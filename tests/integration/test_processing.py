@@ -155,22 +155,22 @@ async def test_invalid_utf8_never_enters_the_table_nor_the_queue(conn):
 
 async def test_transient_failures_retry_with_backoff_then_die(conn, dsn, settings):
     course = await conn.fetchval("INSERT INTO courses (title) VALUES ('flaky') RETURNING id")
-    await conn.execute("SELECT embedq.jobs_ingest()")
-    await conn.execute("UPDATE embedq.jobs SET max_attempts = 2")
     embedder = HashEmbedder()
     embedder.fail_next = [RetryableError("provider overloaded (503)")]
     fast = dataclasses.replace(settings, retry_base_seconds=0.05, retry_max_seconds=0.05)
+    listener_settings = {"max_attempts": 2}  # EMBEDQ_MAX_ATTEMPTS of the listener
 
-    first = await drain(dsn, fast, embedder)
+    first = await drain(dsn, fast, embedder, **listener_settings)
     job = await conn.fetchrow("SELECT status::text, attempts, last_error, run_after > now() AS later FROM embedq.jobs")
     assert (first.failed, job["status"], job["attempts"], job["later"]) == (1, "failed", 1, True)
     assert job["last_error"] == "provider overloaded (503)"
 
     await asyncio.sleep(0.1)
     embedder.fail_next = [RetryableError("provider overloaded (503)")]
-    await drain(dsn, fast, embedder)
-    job = await conn.fetchrow("SELECT status::text, attempts, finished_at IS NOT NULL AS finished FROM embedq.jobs")
-    assert tuple(job) == ("dead", 2, True)
+    await drain(dsn, fast, embedder, **listener_settings)
+    job = await conn.fetchrow("SELECT status::text, attempts, max_attempts, finished_at IS NOT NULL AS finished "
+                              "FROM embedq.jobs")
+    assert tuple(job) == ("dead", 2, 2, True)
     assert await vectors(conn, "course", course) == []
 
 
