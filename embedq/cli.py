@@ -114,6 +114,9 @@ def status(as_json: JsonOption = False) -> None:
     oldest = "none" if result.oldest_pending_seconds is None else f"{result.oldest_pending_seconds:.1f}s"
     console.print(f"oldest pending job: {oldest}   done in the last minute: {result.done_last_minute}"
                   f"   mode: {result.mode}   active model: {result.active_model or 'none'}")
+    for worker in result.workers:
+        console.print(f"listener {worker['name']}: mode {worker['mode']}, QStash breaker {worker['breaker']}",
+                      highlight=False)
     console.print("rows with vectors (active model)", style="bold")
     vectors = Table()
     vectors.add_column("content type")
@@ -229,10 +232,99 @@ def listen(
                   f"({totals.embedded_chunks} chunks embedded)", highlight=False)
 
 
+async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, host: str) -> None:
+    """The webhook (and, for `up`, the listener and the schedules) until SIGTERM / Ctrl-C."""
+    import signal
+
+    import uvicorn
+
+    from embedq.providers import create_embedder
+    from embedq.schedules import upsert_qstash_schedules
+    from listener import Listener
+    from webhook.app import create_app
+
+    dsn = db.resolve_dsn(settings)
+    embedder = create_embedder(settings)
+    if hasattr(embedder, "warm"):
+        await asyncio.to_thread(embedder.warm)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, dsn=dsn, embedder=embedder), host=host, port=port,
+                                           log_config=None, access_log=False, lifespan="on"))
+    server.install_signal_handlers = lambda: None  # ours below stop both halves together
+    stop = asyncio.Event()
+    listener = Listener(dsn, embedder, settings) if with_listener else None
+
+    def shutdown() -> None:
+        stop.set()
+        server.should_exit = True
+        if listener is not None:
+            listener.stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shutdown)
+    tasks = [asyncio.create_task(server.serve(), name="embedq-webhook")]
+    try:
+        if listener is not None:
+            tasks.append(asyncio.create_task(listener.run(), name="embedq-listener"))
+            if settings.qstash_enabled:
+                await upsert_qstash_schedules(settings)
+            else:
+                tasks.append(asyncio.create_task(_local_schedules(dsn, settings, stop), name="embedq-schedules"))
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        shutdown()
+        await asyncio.gather(*tasks)
+    finally:
+        shutdown()
+        if hasattr(embedder, "aclose"):
+            await embedder.aclose()
+
+
+async def _local_schedules(dsn: str, settings: Settings, stop: asyncio.Event) -> None:
+    from embedq.schedules import run_local_schedules
+
+    pool = await db.create_pool(dsn, f"{settings.application_name}-schedules", min_size=1, max_size=1)
+    try:
+        await run_local_schedules(pool, stop)
+    finally:
+        await pool.close()
+
+
+PortOption = Annotated[int | None, typer.Option("--port", help="Port to listen on (EMBEDQ_PORT, default 8000).",
+                                                 min=1, max=65535)]
+HostOption = Annotated[str | None, typer.Option("--host", help="Address to bind (EMBEDQ_HOST, default 127.0.0.1).")]
+
+
 @app.command()
-def up() -> None:
-    """Run the listener until stopped (SIGTERM/Ctrl-C finish the batch in hand)."""
-    _run(lambda settings: _run_listener(settings, drain=False))
+def up(port: PortOption = None, host: HostOption = None) -> None:
+    """Listener + webhook + schedules in one process, until stopped (SIGTERM finishes the batch in hand)."""
+    _run(lambda s: _serve_forever(s, with_listener=True, port=port or s.port, host=host or s.host))
+
+
+@app.command()
+def serve(port: PortOption = None, host: HostOption = None) -> None:
+    """Only the webhook QStash calls (run as many replicas as you like behind a load balancer)."""
+    _run(lambda s: _serve_forever(s, with_listener=False, port=port or s.port, host=host or s.host))
+
+
+@app.command()
+def maintenance(
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also requeue every failed job now.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Prune done jobs older than 7 days and searches older than 30, requeue overlooked failures."""
+    from embedq.maintenance import run_maintenance
+
+    async def run(settings: Settings):
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            return await run_maintenance(conn, retry_all_failed=retry_failed)
+
+    report = _run(run)
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        console.print(f"pruned {report.pruned_jobs} done jobs and {report.pruned_searches} searches; "
+                      f"requeued {report.requeued_failed} failed jobs", highlight=False)
 
 
 # -- search --------------------------------------------------------------------------------

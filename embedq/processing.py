@@ -54,16 +54,23 @@ class Outcome:
     failed: list[int] = field(default_factory=list)
     dead: list[int] = field(default_factory=list)
     lost: list[int] = field(default_factory=list)  # claims that were no longer ours
+    #: the longest wait a provider asked for (Retry-After), if any failure carried one
+    retry_after: float | None = None
     embedded_chunks: int = 0
     reused_chunks: int = 0
     deleted_sources: int = 0
 
 
 class Processor:
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings) -> None:
+    """redelivery_seconds: set by the webhook. A retryable failure then leaves the jobs
+    `dispatched` for that long, because QStash redelivers the message itself."""
+
+    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings,
+                 redelivery_seconds: float | None = None) -> None:
         self.pool = pool
         self.embedder = embedder
         self.settings = settings
+        self.redelivery_seconds = redelivery_seconds
 
     @property
     def chunk_tokens(self) -> int:
@@ -235,12 +242,15 @@ class Processor:
             try:
                 rows = await self.pool.fetch(
                     query("jobs_fail"), [j.id for j in jobs], [j.attempts for j in jobs], message, retryable,
-                    self.settings.retry_base_seconds, self.settings.retry_max_seconds, retry_after)
+                    self.settings.retry_base_seconds, self.settings.retry_max_seconds, retry_after,
+                    self.redelivery_seconds)
             except CONNECTION_ERRORS as exc:
                 logger.warning("could not record a failure; the leases will expire",
                                extra={"action": "fail", "job_ids": [j.id for j in jobs], "error": str(exc)})
                 continue
             for row in rows:
-                (outcome.failed if row["status"] == "failed" else outcome.dead).append(row["id"])
+                (outcome.dead if row["status"] == "dead" else outcome.failed).append(row["id"])
+            if retryable and retry_after:
+                outcome.retry_after = max(outcome.retry_after or 0.0, retry_after)
             logger.warning("jobs failed", extra={"action": "fail", "job_ids": [j.id for j in jobs],
                                                   "retryable": retryable, "error": message})

@@ -83,6 +83,19 @@ class Settings:
     qstash_current_signing_key: str | None = field(default=None, repr=False)
     qstash_next_signing_key: str | None = field(default=None, repr=False)
     webhook_url: str | None = None
+    #: jobs claimed per publish call, and per QStash message
+    dispatch_batch: int = 1000
+    jobs_per_message: int = 100
+    #: how long a published message may take (QStash's retries included) before it is re-published
+    dispatch_timeout: float = 3600.0
+    qstash_retries: int = 3
+    #: deliveries QStash runs at once for embedq (flow control): bounds the load on the provider
+    qstash_parallelism: int = 8
+    breaker_failures: int = 3
+    breaker_cooldown: float = 30.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1_000_000
 
     batch_size: int = 64
     batch_window: float = 0.2
@@ -157,6 +170,16 @@ class Settings:
             qstash_current_signing_key=env.get("QSTASH_CURRENT_SIGNING_KEY") or None,
             qstash_next_signing_key=env.get("QSTASH_NEXT_SIGNING_KEY") or None,
             webhook_url=webhook_url,
+            dispatch_batch=_parse(env, "EMBEDQ_DISPATCH_BATCH", _positive_int, 1000),
+            jobs_per_message=_parse(env, "EMBEDQ_JOBS_PER_MESSAGE", _positive_int, 100),
+            dispatch_timeout=_parse(env, "EMBEDQ_DISPATCH_TIMEOUT", _non_negative_float, 3600.0),
+            qstash_retries=_parse(env, "EMBEDQ_QSTASH_RETRIES", int, 3),
+            qstash_parallelism=_parse(env, "EMBEDQ_QSTASH_PARALLELISM", _positive_int, 8),
+            breaker_failures=_parse(env, "EMBEDQ_BREAKER_FAILURES", _positive_int, 3),
+            breaker_cooldown=_parse(env, "EMBEDQ_BREAKER_COOLDOWN", _non_negative_float, 30.0),
+            host=env.get("EMBEDQ_HOST") or "127.0.0.1",
+            port=_parse(env, "EMBEDQ_PORT", _positive_int, 8000),
+            max_body_bytes=_parse(env, "EMBEDQ_MAX_BODY_BYTES", _positive_int, 1_000_000),
             batch_size=_parse(env, "EMBEDQ_BATCH_SIZE", _positive_int, 64),
             batch_window=_parse(env, "EMBEDQ_BATCH_WINDOW_MS", _non_negative_float, 200.0) / 1000,
             poll_interval=_parse(env, "EMBEDQ_POLL_INTERVAL", _non_negative_float, 5.0),
@@ -178,6 +201,19 @@ class Settings:
     @property
     def qstash_enabled(self) -> bool:
         return self.qstash_token is not None
+
+    @property
+    def webhook_base_url(self) -> str | None:
+        """EMBEDQ_WEBHOOK_URL is the public URL of POST /v1/jobs; its base serves the other routes.
+        A bare base URL is accepted too."""
+        if self.webhook_url is None:
+            return None
+        url = self.webhook_url.rstrip("/")
+        return url.removesuffix("/v1/jobs")
+
+    def public_url(self, path: str) -> str | None:
+        base = self.webhook_base_url
+        return None if base is None else base + path
 
     @property
     def embedded(self) -> bool:

@@ -22,11 +22,16 @@ class Status:
     vectors: dict[str, dict[str, int]] = field(default_factory=dict)
     active_model: str | None = None
     mode: str = "local"
+    #: listeners seen in the last two minutes, with their delivery mode and QStash breaker
+    workers: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["jobs"] = {s: {str(p): n for p, n in by_p.items()} for s, by_p in self.jobs.items()}
         data["throughput_per_second"] = round(self.done_last_minute / THROUGHPUT_WINDOW_SECONDS, 3)
+        for worker in data["workers"]:
+            for key in ("started_at", "seen_at"):
+                worker[key] = worker[key].isoformat()
         return data
 
 
@@ -44,6 +49,9 @@ async def read_status(conn: asyncpg.Connection, mode: str = "local") -> Status:
     status.active_model = active["name"] if active else None
     for row in await conn.fetch(query("embeddings_count_by_type")):
         status.vectors[row["content_type"]] = {"rows": row["sources"], "chunks": row["chunks"]}
+    status.workers = [dict(r) for r in await conn.fetch(query("workers_active"))]
+    if any(w["mode"] == "fallback" for w in status.workers):
+        status.mode = "fallback"
     for row in await conn.fetch(query("sources_list")):
         status.vectors.setdefault(row["content_type"], {"rows": 0, "chunks": 0})
     return status

@@ -23,9 +23,11 @@ from embedq.processing import Outcome, Processor
 from embedq.providers.base import Embedder
 from embedq.queries import query
 from embedq.settings import Settings
+from listener.breaker import BreakerState, CircuitBreaker
 from listener.indexer import ensure_index, run_indexer
 from listener.notifier import Notifier
-from listener.rescuer import run_rescuer
+from listener.publisher import LocalPublisher, PublishError, QStashPublisher
+from listener.rescuer import rescue_once, run_rescuer
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class Totals:
     dead: int = 0
     lost: int = 0
     embedded_chunks: int = 0
+    dispatched: int = 0
     job_ids: list[int] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
@@ -81,6 +84,9 @@ def worker_name() -> str:
 
 
 class Listener:
+    """Local mode: claims jobs and processes them. QStash mode: claims jobs and publishes them,
+    and processes them itself while the QStash breaker is open."""
+
     def __init__(self, dsn: str, embedder: Embedder, settings: Settings,
                  config: ListenerConfig | None = None, *, name: str | None = None) -> None:
         self.dsn = dsn
@@ -90,9 +96,18 @@ class Listener:
         self.name = name or worker_name()
         self.totals = Totals()
         self.pool: asyncpg.Pool | None = None
+        self.publisher: QStashPublisher | None = None
+        self.local: LocalPublisher | None = None
+        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+
+    @property
+    def mode(self) -> str:
+        if self.publisher is None:
+            return "local"
+        return "fallback" if self.breaker.state is BreakerState.OPEN else "qstash"
 
     def stop(self) -> None:
         """Finish the batches in hand, then return from run()."""
@@ -102,13 +117,18 @@ class Listener:
     async def run(self, *, drain: bool = False) -> Totals:
         app = self.settings.application_name
         self.pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1,
-                                         max_size=self.config.concurrency + 2)
+                                         max_size=self.config.concurrency + 3)
+        self.local = LocalPublisher(Processor(self.pool, self.embedder, self.settings), self.pool,
+                                    self.config.lease_seconds)
+        if self.settings.qstash_enabled:
+            self.publisher = QStashPublisher(self.settings, self.pool)
         tasks: list[asyncio.Task] = []
         try:
             async with self.pool.acquire() as conn:
                 await db.ensure_migrated(conn)
                 await conn.fetchrow(query("models_ensure"), self.embedder.model, self.embedder.provider,
                                     self.embedder.dimensions)
+            await self._announce()
             if not drain:
                 notifier = Notifier(self.dsn, f"{app}-notify", self._wake)
                 tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
@@ -117,13 +137,12 @@ class Listener:
                 tasks.append(asyncio.create_task(
                     run_indexer(self.pool, self.embedder.model, self.config.hnsw_min_rows,
                                 self.config.rescue_interval, self._stop), name="embedq-indexer"))
+                tasks.append(asyncio.create_task(self._announce_periodically(), name="embedq-announce"))
             else:
-                from listener.rescuer import rescue_once
-
                 await rescue_once(self.pool)
             self.ready.set()
             logger.info("listener started", extra={"action": "start", "worker": self.name, "drain": drain,
-                                                    "model": self.embedder.model})
+                                                    "model": self.embedder.model, "mode": self.mode})
             workers = [asyncio.create_task(self._work(drain), name=f"embedq-worker-{n}")
                        for n in range(self.config.concurrency)]
             await asyncio.gather(*workers)
@@ -139,53 +158,88 @@ class Listener:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await self.pool.execute(query("workers_forget"), self.name)
+            except (*db.CONNECTION_ERRORS, asyncpg.PostgresError):
+                pass
+            if self.publisher is not None:
+                await self.publisher.aclose()
             await self.pool.close()
         logger.info("listener stopped", extra={"action": "stop", "worker": self.name, "done": self.totals.done,
-                                               "failed": self.totals.failed, "dead": self.totals.dead})
+                                               "dispatched": self.totals.dispatched, "failed": self.totals.failed,
+                                               "dead": self.totals.dead})
         return self.totals
 
+    async def _announce(self) -> None:
+        await self.pool.execute(query("workers_announce"), self.name, self.mode, self.breaker.state.value)
+
+    async def _announce_periodically(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.wait_for(self._stop.wait(), 30)
+            except TimeoutError:
+                try:
+                    await self._announce()
+                except db.CONNECTION_ERRORS:
+                    pass
+
     async def _claim(self, limit: int) -> list[Job]:
-        assert self.pool is not None
         rows = await self.pool.fetch(query("jobs_claim"), self.name, limit, self.config.lease_seconds,
                                      self.config.max_attempts)
         return [Job.from_record(r) for r in rows]
 
+    async def _claim_for_dispatch(self) -> list[Job]:
+        rows = await self.pool.fetch(query("jobs_claim_dispatch"), self.name, self.settings.dispatch_batch,
+                                     self.settings.dispatch_timeout, self.config.max_attempts)
+        return [Job.from_record(r) for r in rows]
+
     async def _work(self, drain: bool) -> None:
-        processor = Processor(self.pool, self.embedder, self.settings)
         while not self._stop.is_set():
             # Cleared before claiming: a notification that lands after the claim wakes us again.
             self._wake.clear()
             try:
-                jobs = await self._claim(self.config.batch_size)
-                if jobs and self._worth_waiting_for_more(jobs):
-                    await asyncio.sleep(self.config.batch_window)
-                    jobs += await self._claim(self.config.batch_size - len(jobs))
+                if self.publisher is not None and self.breaker.allows_publish():
+                    jobs = await self._claim_for_dispatch()
+                    if jobs:
+                        await self._dispatch(jobs)
+                        continue
+                else:
+                    jobs = await self._claim(self.config.batch_size)
+                    if jobs and self._worth_waiting_for_more(jobs):
+                        await asyncio.sleep(self.config.batch_window)
+                        jobs += await self._claim(self.config.batch_size - len(jobs))
+                    if jobs:
+                        logger.debug("jobs claimed", extra={"action": "claim", "job_ids": [j.id for j in jobs]})
+                        self.totals.add(await self.local.publish(jobs))
+                        continue
             except db.CONNECTION_ERRORS as exc:
                 logger.warning("cannot claim; database unavailable", extra={"action": "claim", "error": str(exc)})
                 await self._sleep(min(self.config.poll_interval, 1.0))
-                continue
-            if jobs:
-                logger.debug("jobs claimed", extra={"action": "claim", "job_ids": [j.id for j in jobs]})
-                self.totals.add(await self._process_with_heartbeat(processor, jobs))
                 continue
             if drain:
                 return
             await self._sleep(self.config.poll_interval)
 
-    async def _process_with_heartbeat(self, processor: Processor, jobs: list[Job]) -> Outcome:
-        """Process, extending the leases every third of a lease: a 1 MB text on a small CPU can
-        take longer than one lease, and must not be rescued (and started again) meanwhile."""
-        work = asyncio.ensure_future(processor.process(jobs))
-        ids, attempts = [j.id for j in jobs], [j.attempts for j in jobs]
-        interval = max(self.config.lease_seconds / 3, 0.05)
-        while True:
-            done, _ = await asyncio.wait({work}, timeout=interval)
-            if done:
-                return work.result()
-            try:
-                await self.pool.execute(query("jobs_extend_lease"), ids, attempts, self.config.lease_seconds)
-            except db.CONNECTION_ERRORS as exc:
-                logger.warning("cannot extend leases", extra={"action": "heartbeat", "job_ids": ids, "error": str(exc)})
+    async def _dispatch(self, jobs: list[Job]) -> None:
+        before = self.mode
+        try:
+            await self.publisher.publish(jobs)
+        except PublishError as exc:
+            self.breaker.record_failure()
+            logger.warning("publish failed; processing the jobs here", extra={
+                "action": "publish", "job_ids": [j.id for j in jobs], "error": str(exc),
+                "breaker": self.breaker.state.value})
+            rows = await self.pool.fetch(query("jobs_undispatch"), [j.id for j in jobs], self.config.lease_seconds)
+            claimed = [Job.from_record(r) for r in rows]
+            if claimed:
+                self.totals.add(await self.local.publish(claimed))
+        else:
+            self.breaker.record_success()
+            self.totals.dispatched += len(jobs)
+        if self.mode != before:
+            logger.warning("delivery mode changed", extra={"action": "mode", "worker": self.name,
+                                                           "from": before, "to": self.mode})
+            await self._announce()
 
     def _worth_waiting_for_more(self, jobs: list[Job]) -> bool:
         return (self.config.batch_window > 0 and len(jobs) < self.config.batch_size

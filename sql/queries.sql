@@ -13,11 +13,40 @@ SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4)
 -- name: jobs_ingest
 SELECT embedq.jobs_ingest()
 
+-- name: jobs_claim_dispatch
+SELECT * FROM embedq.jobs_claim_dispatch($1, $2, make_interval(secs => $3), $4)
+
+-- name: jobs_set_message
+SELECT embedq.jobs_set_message($1::bigint[], $2)
+
+-- name: jobs_undispatch
+SELECT * FROM embedq.jobs_undispatch($1::bigint[], make_interval(secs => $2))
+
+-- name: jobs_accept
+SELECT * FROM embedq.jobs_accept($1::bigint[], $2, make_interval(secs => $3))
+
+-- name: jobs_dead_by_message
+SELECT * FROM embedq.jobs_dead_by_message($1, $2)
+
+-- name: jobs_get_many
+SELECT * FROM embedq.jobs WHERE id = ANY ($1::bigint[])
+
+-- name: workers_announce
+INSERT INTO embedq.workers (name, mode, breaker) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET mode = excluded.mode, breaker = excluded.breaker, seen_at = now()
+
+-- name: workers_forget
+DELETE FROM embedq.workers WHERE name = $1
+
+-- name: workers_active
+SELECT name, mode, breaker, started_at, seen_at FROM embedq.workers
+WHERE seen_at > now() - interval '2 minutes' ORDER BY name
+
 -- name: jobs_complete
 SELECT * FROM embedq.jobs_complete($1::bigint[], $2::integer[])
 
 -- name: jobs_fail
-SELECT * FROM embedq.jobs_fail($1::bigint[], $2::integer[], $3, $4, $5, $6, $7)
+SELECT * FROM embedq.jobs_fail($1::bigint[], $2::integer[], $3, $4, $5, $6, $7, make_interval(secs => $8))
 
 -- name: jobs_extend_lease
 -- Heartbeat of a worker still processing its claims: (id, attempts) identifies each claim.
@@ -132,3 +161,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)
 
 -- name: backfill_batch
 SELECT queued, last_key FROM embedq.backfill($1, $2, $3, $4)
+
+-- name: maintenance_prune_jobs
+WITH pruned AS (
+    DELETE FROM embedq.jobs WHERE status = 'done' AND finished_at < now() - make_interval(days => $1)
+    RETURNING 1)
+SELECT count(*) FROM pruned
+
+-- name: maintenance_prune_search_log
+WITH pruned AS (
+    DELETE FROM embedq.search_log WHERE created_at < now() - make_interval(days => $1) RETURNING 1)
+SELECT count(*) FROM pruned
+
+-- name: maintenance_stale_failed_ids
+SELECT id FROM embedq.jobs WHERE status = 'failed' AND run_after < now() - make_interval(secs => $1)

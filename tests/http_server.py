@@ -60,11 +60,12 @@ class EmbeddedServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """Serve `app` until the block ends; yields its base URL."""
+async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0, lifespan: str = "off") -> AsyncIterator[str]:
+    """Serve `app` until the block ends; yields its base URL. lifespan="on" runs the app's
+    start-up and shut-down (a failed start-up raises here)."""
     config = uvicorn.Config(
         app,
-        lifespan="off",
+        lifespan=lifespan,
         http="h11",
         ws="none",
         log_level="warning",
@@ -80,7 +81,7 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIt
         server = EmbeddedServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn:{sock.getsockname()[1]}")
         while not server.started:
-            if task.done():
+            if task.done() or server.should_exit:
                 task.result()
                 raise RuntimeError("the embedded server stopped during start-up")
             await asyncio.sleep(0.002)
@@ -91,3 +92,10 @@ async def serve_app(app: Any, host: str = "127.0.0.1", port: int = 0) -> AsyncIt
             await task
     finally:
         sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now, for a server whose URL must be known before it starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

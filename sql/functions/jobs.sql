@@ -73,6 +73,99 @@ BEGIN
 END
 $$;
 
+-- QStash mode: claims runnable jobs for publishing. They go straight to `dispatched` with a
+-- lease as long as QStash may take to deliver them (its retries included); the rescuer
+-- re-publishes them if neither the webhook nor the failure callback has ended them by then.
+-- Attempts are counted where the work happens: when the webhook accepts the jobs.
+CREATE OR REPLACE FUNCTION embedq.jobs_claim_dispatch(p_worker text, p_limit integer, p_lease interval,
+                                                      p_max_attempts integer DEFAULT NULL)
+RETURNS SETOF embedq.jobs
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM embedq.jobs_ingest();
+    RETURN QUERY
+    WITH claimable AS (
+        SELECT j.id
+        FROM embedq.jobs j
+        WHERE j.status IN ('pending', 'failed')
+          AND j.run_after <= now()
+          AND NOT EXISTS (
+              SELECT 1 FROM embedq.jobs busy
+              WHERE busy.status IN ('processing', 'dispatched')
+                AND busy.content_type = j.content_type AND busy.source_id = j.source_id)
+        ORDER BY j.priority, j.run_after, j.id
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE embedq.jobs j
+    SET status = 'dispatched', locked_by = p_worker, lease_expires_at = now() + p_lease, updated_at = now(),
+        max_attempts = coalesce(p_max_attempts, j.max_attempts)
+    FROM claimable
+    WHERE j.id = claimable.id
+    RETURNING j.*;
+END
+$$;
+
+-- Records the QStash message that carries dispatched jobs.
+CREATE OR REPLACE FUNCTION embedq.jobs_set_message(p_ids bigint[], p_message_id text)
+RETURNS void
+LANGUAGE sql
+AS $$
+    UPDATE embedq.jobs SET message_id = p_message_id, updated_at = now()
+    WHERE id = ANY (p_ids) AND status = 'dispatched'
+$$;
+
+-- Undoes a dispatch claim whose publish failed, so the jobs can be processed another way.
+CREATE OR REPLACE FUNCTION embedq.jobs_undispatch(p_ids bigint[], p_lease interval)
+RETURNS SETOF embedq.jobs
+LANGUAGE sql
+AS $$
+    UPDATE embedq.jobs j
+    SET status = 'processing', attempts = j.attempts + 1, lease_expires_at = now() + p_lease,
+        updated_at = now()
+    WHERE j.id = ANY (p_ids) AND j.status = 'dispatched'
+    RETURNING j.*
+$$;
+
+-- The webhook takes jobs delivered by QStash: each becomes `processing`, with one more
+-- attempt, unless it is already done or dead, or its row is being embedded elsewhere (a
+-- duplicate delivery running at the same moment). Those are skipped; the delivery still
+-- succeeds for them.
+CREATE OR REPLACE FUNCTION embedq.jobs_accept(p_ids bigint[], p_worker text, p_lease interval)
+RETURNS SETOF embedq.jobs
+LANGUAGE sql
+AS $$
+    WITH acceptable AS (
+        SELECT j.id FROM embedq.jobs j
+        WHERE j.id = ANY (p_ids) AND j.status IN ('dispatched', 'pending', 'failed')
+          AND NOT EXISTS (
+              SELECT 1 FROM embedq.jobs busy
+              WHERE busy.status = 'processing'
+                AND busy.content_type = j.content_type AND busy.source_id = j.source_id)
+        ORDER BY j.id
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE embedq.jobs j
+    SET status = 'processing', attempts = j.attempts + 1, locked_by = p_worker,
+        lease_expires_at = now() + p_lease, updated_at = now()
+    FROM acceptable
+    WHERE j.id = acceptable.id
+    RETURNING j.*
+$$;
+
+-- QStash's failure callback: the message is in its DLQ; its unfinished jobs are dead.
+CREATE OR REPLACE FUNCTION embedq.jobs_dead_by_message(p_message_id text, p_reason text)
+RETURNS SETOF bigint
+LANGUAGE sql
+AS $$
+    UPDATE embedq.jobs j
+    SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+        last_error = left(p_reason, 2000)
+    WHERE j.message_id = p_message_id AND j.status IN ('dispatched', 'processing', 'failed')
+    RETURNING j.id
+$$;
+
 -- Ends claimed jobs as done. Returns the ids that were still this claim's to end.
 CREATE OR REPLACE FUNCTION embedq.jobs_complete(p_ids bigint[], p_attempts integer[])
 RETURNS SETOF bigint
@@ -90,29 +183,36 @@ $$;
 -- (base * 2^(attempts-1), capped, with +-20% jitter, at least p_min_delay_seconds) as
 -- `failed`; permanent ones, and jobs out of attempts, become `dead`. Either way the error is
 -- kept on the row.
+--
+-- With p_redelivery set (the webhook), a retryable failure goes back to `dispatched` for that
+-- long instead: QStash redelivers the message itself, and the backoff is QStash's.
 CREATE OR REPLACE FUNCTION embedq.jobs_fail(
     p_ids bigint[], p_attempts integer[], p_error text, p_retryable boolean,
     p_base_seconds double precision DEFAULT 2, p_max_seconds double precision DEFAULT 3600,
-    p_min_delay_seconds double precision DEFAULT 0
+    p_min_delay_seconds double precision DEFAULT 0, p_redelivery interval DEFAULT NULL
 ) RETURNS TABLE (id bigint, status embedq.job_status)
 LANGUAGE sql
 AS $$
     UPDATE embedq.jobs j
-    SET status = CASE WHEN p_retryable AND j.attempts < j.max_attempts
-                      THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
+    SET status = CASE WHEN NOT (p_retryable AND j.attempts < j.max_attempts) THEN 'dead'::embedq.job_status
+                      WHEN p_redelivery IS NOT NULL THEN 'dispatched'::embedq.job_status
+                      ELSE 'failed'::embedq.job_status END,
         finished_at = CASE WHEN p_retryable AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
         run_after = now() + make_interval(secs => greatest(
             p_min_delay_seconds,
             least(p_max_seconds, p_base_seconds * power(2, greatest(j.attempts - 1, 0)))
                 * (0.8 + random() * 0.4))),
-        last_error = left(p_error, 2000), lease_expires_at = NULL, updated_at = now()
+        last_error = left(p_error, 2000), updated_at = now(),
+        lease_expires_at = CASE WHEN p_retryable AND j.attempts < j.max_attempts AND p_redelivery IS NOT NULL
+                                THEN now() + p_redelivery END
     FROM unnest(p_ids, p_attempts) AS claim(id, attempts)
     WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status IN ('processing', 'dispatched')
     RETURNING j.id, j.status
 $$;
 
--- Returns jobs whose lease expired (their worker crashed or hung) to `failed`, runnable at
--- once, or to `dead` when they are out of attempts.
+-- Returns jobs whose lease expired to `failed`, runnable at once (so they are processed or
+-- published again), or to `dead` when they are out of attempts: a worker that crashed or
+-- hung, or a QStash message that neither the webhook nor the failure callback ever ended.
 CREATE OR REPLACE FUNCTION embedq.jobs_rescue()
 RETURNS TABLE (id bigint, status embedq.job_status)
 LANGUAGE sql
@@ -124,7 +224,7 @@ AS $$
         run_after = now(),
         last_error = format('lease expired while %s by %s', j.status, coalesce(j.locked_by, 'unknown')),
         lease_expires_at = NULL, updated_at = now()
-    WHERE j.status = 'processing' AND j.lease_expires_at < now()
+    WHERE j.status IN ('processing', 'dispatched') AND j.lease_expires_at < now()
     RETURNING j.id, j.status
 $$;
 

@@ -67,6 +67,16 @@ CREATE INDEX jobs_lease_expiry ON embedq.jobs (lease_expires_at)
 CREATE INDEX jobs_finished ON embedq.jobs (finished_at)
     WHERE status IN ('done', 'dead');
 
+-- Listeners announce themselves here: `embedq status` and /v1/status show each one's mode
+-- (qstash, local, or local because the QStash breaker is open).
+CREATE TABLE embedq.workers (
+    name       text PRIMARY KEY,
+    mode       text NOT NULL CONSTRAINT workers_mode CHECK (mode IN ('local', 'qstash', 'fallback')),
+    breaker    text NOT NULL DEFAULT 'closed' CONSTRAINT workers_breaker CHECK (breaker IN ('closed', 'open', 'half_open')),
+    started_at timestamptz NOT NULL DEFAULT now(),
+    seen_at    timestamptz NOT NULL DEFAULT now()
+);
+
 CREATE TABLE embedq.models (
     name         text PRIMARY KEY,
     provider     text NOT NULL,

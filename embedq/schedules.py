@@ -1,0 +1,68 @@
+"""The two recurring tasks: daily maintenance and a weekly retry of failed jobs.
+
+With QStash, `embedq up` upserts two QStash schedules that call the signed POST
+/v1/maintenance (any webhook replica answers). Without QStash, the same runs on a local timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+import asyncpg
+
+from embedq.db import CONNECTION_ERRORS
+from embedq.maintenance import run_maintenance
+from embedq.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recurring:
+    schedule_id: str
+    cron: str
+    task: str
+    every_seconds: float
+
+
+SCHEDULES = (
+    Recurring("embedq-maintenance-daily", "17 3 * * *", "maintenance", 86_400),
+    Recurring("embedq-retry-failed-weekly", "47 3 * * 0", "retry_failed", 7 * 86_400),
+)
+
+
+async def upsert_qstash_schedules(settings: Settings) -> list[str]:
+    """Create or replace the schedules (same ids each time, so restarts do not pile them up)."""
+    from qstash import AsyncQStash
+
+    client = AsyncQStash(settings.qstash_token, base_url=settings.qstash_url, retry=False)
+    try:
+        return [await client.schedule.create(
+            destination=settings.public_url("/v1/maintenance"), cron=item.cron, schedule_id=item.schedule_id,
+            body=json.dumps({"task": item.task}), content_type="application/json",
+            retries=settings.qstash_retries) for item in SCHEDULES]
+    finally:
+        await client.http._client.aclose()
+
+
+async def run_local_schedules(pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    due = {item.task: loop.time() + item.every_seconds for item in SCHEDULES}
+    while not stop.is_set():
+        next_due = min(due.values())
+        try:
+            await asyncio.wait_for(stop.wait(), max(next_due - loop.time(), 0))
+            return
+        except TimeoutError:
+            pass
+        for item in SCHEDULES:
+            if due[item.task] <= loop.time():
+                due[item.task] = loop.time() + item.every_seconds
+                try:
+                    async with pool.acquire() as conn:
+                        await run_maintenance(conn, retry_all_failed=item.task == "retry_failed")
+                except CONNECTION_ERRORS as exc:
+                    logger.warning("scheduled maintenance skipped", extra={"action": "maintenance", "error": str(exc)})

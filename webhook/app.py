@@ -1,0 +1,258 @@
+"""The ASGI app QStash calls (Starlette).
+
+POST /v1/jobs verifies Upstash-Signature on the raw bytes before anything else, accepts the
+jobs it carries and runs the same processing as the listener. The status code follows from the
+outcome: 200 done (or already done, or being done by a duplicate delivery), 503 or 429 with
+Retry-After while a failure is transient (QStash redelivers), 489 with
+Upstash-NonRetryable-Error when retrying cannot help, 401 bad signature, 400 malformed,
+413 too large.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from embedq import db
+from embedq.errors import EmbedqError, InvalidInput
+from embedq.jobs import Job
+from embedq.maintenance import run_maintenance
+from embedq.processing import Processor
+from embedq.providers import create_embedder
+from embedq.providers.base import Embedder
+from embedq.queries import query
+from embedq.settings import Settings
+from listener.worker import worker_name
+from webhook.signature import InvalidSignature, SignatureVerifier
+
+logger = logging.getLogger(__name__)
+
+NON_RETRYABLE = 489
+MAX_JOBS_PER_MESSAGE = 10_000
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class State:
+    settings: Settings
+    pool: asyncpg.Pool
+    embedder: Embedder
+    processor: Processor
+    verifiers: dict[str, SignatureVerifier]
+    name: str
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks.extend(chunk)
+        if len(chunks) > limit:
+            raise BodyTooLarge
+    return bytes(chunks)
+
+
+def error(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+async def verified_body(request: Request, route: str) -> bytes | Response:
+    state: State = request.app.state.embedq
+    try:
+        body = await read_body(request, state.settings.max_body_bytes)
+    except BodyTooLarge:
+        return error(413, f"body larger than {state.settings.max_body_bytes} bytes")
+    verifier = state.verifiers.get(route)
+    if verifier is None:
+        return error(401, "signature verification is not configured (QSTASH_*_SIGNING_KEY, EMBEDQ_WEBHOOK_URL)")
+    try:
+        verifier.verify(request.headers.get("upstash-signature"), body)
+    except InvalidSignature as exc:
+        logger.warning("rejected delivery", extra={"action": "verify", "route": route, "reason": str(exc)})
+        return error(401, f"invalid signature: {exc}")
+    return body
+
+
+def parse_job_ids(body: bytes) -> list[int]:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInput(f"body is not JSON: {exc}") from None
+    jobs = payload.get("jobs") if isinstance(payload, dict) else None
+    if not isinstance(jobs, list) or not jobs or len(jobs) > MAX_JOBS_PER_MESSAGE:
+        raise InvalidInput(f'body must be {{"jobs": [...]}} with 1 to {MAX_JOBS_PER_MESSAGE} jobs')
+    ids = []
+    for job in jobs:
+        job_id = job.get("id") if isinstance(job, dict) else None
+        if not isinstance(job_id, int) or isinstance(job_id, bool) or job_id < 1:
+            raise InvalidInput("every job needs a positive integer id")
+        ids.append(job_id)
+    return ids
+
+
+async def post_jobs(request: Request) -> Response:
+    state: State = request.app.state.embedq
+    body = await verified_body(request, "/v1/jobs")
+    if isinstance(body, Response):
+        return body
+    try:
+        ids = parse_job_ids(body)
+    except InvalidInput as exc:
+        return error(400, str(exc))
+    message_id = request.headers.get("upstash-message-id", "")
+    try:
+        rows = await state.pool.fetch(query("jobs_accept"), ids, f"{state.name}:{message_id}",
+                                      state.settings.lease_seconds)
+        jobs = [Job.from_record(r) for r in rows]
+        outcome = await state.processor.process(jobs) if jobs else None
+    except db.CONNECTION_ERRORS as exc:
+        return error(503, f"database unavailable: {exc}", **{"Retry-After": "5"})
+    skipped = sorted(set(ids) - {j.id for j in jobs})
+    result: dict[str, Any] = {"accepted": [j.id for j in jobs], "skipped": skipped}
+    if outcome is None:
+        return JSONResponse(result)
+    result.update(done=outcome.done, failed=outcome.failed, dead=outcome.dead)
+    if outcome.failed:
+        headers = {"Retry-After": str(math.ceil(outcome.retry_after))} if outcome.retry_after else {}
+        return JSONResponse(result, status_code=503, headers=headers)
+    if outcome.dead:
+        return JSONResponse(result, status_code=NON_RETRYABLE, headers={"Upstash-NonRetryable-Error": "true"})
+    return JSONResponse(result)
+
+
+async def post_failures(request: Request) -> Response:
+    """QStash's failure callback: retries are exhausted, the message is in its DLQ."""
+    state: State = request.app.state.embedq
+    body = await verified_body(request, "/v1/failures")
+    if isinstance(body, Response):
+        return body
+    try:
+        callback = json.loads(body)
+        message_id = callback["sourceMessageId"]
+        if not isinstance(message_id, str) or not message_id:
+            raise ValueError("sourceMessageId is empty")
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        return error(400, f"not a QStash failure callback: {exc}")
+    reason = f"QStash gave up after {callback.get('retried', '?')} retries: last status {callback.get('status', '?')}"
+    try:
+        import base64
+
+        answer = base64.b64decode(callback.get("body") or "").decode("utf-8", "replace").strip()
+        if answer:
+            reason += f": {answer[:500]}"
+    except ValueError:
+        pass
+    dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id, reason)]
+    logger.warning("message dead-lettered by QStash", extra={"action": "failure_callback", "message_id": message_id,
+                                                             "job_ids": dead})
+    return JSONResponse({"dead": dead})
+
+
+async def post_maintenance(request: Request) -> Response:
+    state: State = request.app.state.embedq
+    body = await verified_body(request, "/v1/maintenance")
+    if isinstance(body, Response):
+        return body
+    try:
+        task = json.loads(body or b"{}").get("task", "maintenance")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return error(400, 'body must be JSON like {"task": "maintenance"} or {"task": "retry_failed"}')
+    if task not in ("maintenance", "retry_failed"):
+        return error(400, f"unknown task {task!r}")
+    async with state.pool.acquire() as conn:
+        report = await run_maintenance(conn, retry_all_failed=task == "retry_failed")
+    return JSONResponse(report.as_json())
+
+
+async def get_healthz(request: Request) -> Response:
+    state: State = request.app.state.embedq
+    try:
+        await state.pool.fetchval("SELECT 1")
+    except db.CONNECTION_ERRORS as exc:
+        return error(503, f"database unavailable: {exc}")
+    return JSONResponse({"ok": True})
+
+
+async def get_status(request: Request) -> Response:
+    from embedq.status import read_status
+
+    state: State = request.app.state.embedq
+    async with state.pool.acquire() as conn:
+        status = await read_status(conn, mode="qstash" if state.settings.qstash_enabled else "local")
+    return JSONResponse(status.as_json())
+
+
+async def get_search(request: Request) -> Response:
+    from embedq.search import search
+
+    state: State = request.app.state.embedq
+    text = request.query_params.get("q", "")
+    try:
+        k = int(request.query_params.get("k", "10"))
+    except ValueError:
+        return error(400, "k must be an integer")
+    types = request.query_params.getlist("type") or None
+    try:
+        async with state.pool.acquire() as conn:
+            hits = await search(conn, state.embedder, text, k=k, content_types=types, origin="http")
+    except EmbedqError as exc:
+        return error(400, str(exc))
+    return JSONResponse({"results": [h.as_json() for h in hits]})
+
+
+def build_verifiers(settings: Settings) -> dict[str, SignatureVerifier]:
+    if not settings.qstash_current_signing_key or not settings.webhook_url:
+        return {}
+    return {route: SignatureVerifier(settings.qstash_current_signing_key, settings.qstash_next_signing_key,
+                                     settings.public_url(route))
+            for route in ("/v1/jobs", "/v1/failures", "/v1/maintenance")}
+
+
+def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await db.create_pool(dsn or db.resolve_dsn(settings), f"{settings.application_name}-webhook",
+                                    min_size=1, max_size=10)
+        used_embedder = embedder or create_embedder(settings)
+        try:
+            async with pool.acquire() as conn:
+                await db.ensure_migrated(conn)
+                await conn.fetchrow(query("models_ensure"), used_embedder.model, used_embedder.provider,
+                                    used_embedder.dimensions)
+            app.state.embedq = State(
+                settings=settings, pool=pool, embedder=used_embedder,
+                processor=Processor(pool, used_embedder, settings, redelivery_seconds=settings.dispatch_timeout),
+                verifiers=build_verifiers(settings), name=f"webhook:{worker_name()}")
+            yield
+        finally:
+            await pool.close()
+            if embedder is None and hasattr(used_embedder, "aclose"):
+                await used_embedder.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/v1/jobs", post_jobs, methods=["POST"]),
+            Route("/v1/failures", post_failures, methods=["POST"]),
+            Route("/v1/maintenance", post_maintenance, methods=["POST"]),
+            Route("/healthz", get_healthz, methods=["GET"]),
+            Route("/v1/status", get_status, methods=["GET"]),
+            Route("/v1/search", get_search, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
