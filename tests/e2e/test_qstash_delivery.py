@@ -299,3 +299,25 @@ async def test_secrets_never_reach_the_logs(conn, settings, caplog):
     assert "rejected delivery" in logged and "publish failed" in logged  # the paths did log
     for secret in secrets:
         assert secret not in logged
+
+
+async def test_a_message_without_outcome_is_published_again(conn, settings):
+    async with delivery_setup(settings, dispatch_timeout=0.5) as delivery:
+        await conn.execute("INSERT INTO courses (title) VALUES ('lost in transit')")
+        delivery.qstash.pause_delivery()  # QStash accepts, but never delivers
+        listener = delivery.listener(rescue_interval=0.1)
+        running = asyncio.create_task(listener.run())
+        try:
+            await wait_for(lambda: _message_count(delivery, 2))  # rescued, then published anew
+            delivery.qstash.resume_delivery()
+            await wait_for(lambda: _all_done(conn, 1))
+        finally:
+            listener.stop()
+            await running
+        assert await conn.fetchval("SELECT count(*) FROM embedq.embeddings") == 1
+        ids = [m.deduplication_key for m in delivery.qstash.messages.values()]
+        assert len(ids) >= 2 and len(set(ids)) == len(ids)  # each publish a new dedup id, none swallowed
+
+
+async def _message_count(delivery: Delivery, at_least: int) -> bool:
+    return delivery.qstash.counters.messages >= at_least
