@@ -413,6 +413,162 @@ def backfill(
         console.print(f"queued {queued} {content_type} rows", highlight=False)
 
 
+# -- verify --------------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    content_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Queue jobs that repair what is found.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare every registered row's current text with its stored vectors (active model):
+    missing, stale, orphaned. Exit code 1 when drift is found."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from embedq.providers import create_embedder
+    from embedq.verify import fix as queue_fixes
+    from embedq.verify import verify as run_verify
+
+    async def run(settings: Settings):
+        embedder = create_embedder(settings)
+        try:
+            async with db.session(settings) as conn:
+                await db.ensure_migrated(conn)
+                active = await conn.fetchrow(query("models_active"))
+                if active is not None and active["name"] != embedder.model:
+                    raise InvalidInput(f"the active model is {active['name']!r} but EMBEDQ_MODEL gives "
+                                       f"{embedder.model!r}: verify with the model that embeds")
+                with Progress(TextColumn("verify {task.description}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), console=Console(stderr=True), disable=as_json) as progress:
+                    tasks: dict[str, object] = {}
+
+                    def advance(kind: str, rows: int) -> None:
+                        if kind not in tasks:
+                            tasks[kind] = progress.add_task(kind, total=None)
+                        progress.update(tasks[kind], advance=rows)
+
+                    try:
+                        report = await run_verify(conn, embedder, settings, content_type, advance)
+                    except ValueError as exc:
+                        raise InvalidInput(str(exc)) from None
+                queued = await queue_fixes(conn, embedder.model, report) if fix else 0
+                return report, queued
+        finally:
+            if hasattr(embedder, "aclose"):
+                await embedder.aclose()
+
+    report, queued = _run(run)
+    drift = sum(d.drift for d in report.values())
+    if as_json:
+        _print_json({"types": {t: d.as_json() for t, d in report.items()}, "drift": drift, "queued": queued})
+    else:
+        table = Table()
+        for column in ("content type", "rows", "missing", "stale", "orphaned", "in flight"):
+            table.add_column(column, justify="left" if column == "content type" else "right")
+        for name, d in report.items():
+            table.add_row(name + (" (not registered)" if d.unregistered else ""), str(d.checked),
+                          str(len(d.missing)), str(len(d.stale)), str(len(d.orphaned)), str(d.in_flight))
+        console.print(table)
+        console.print(f"drift: {drift}" + (f"; queued {queued} repair jobs" if fix else ""), highlight=False)
+    if drift:
+        raise typer.Exit(1)
+
+
+# -- replay --------------------------------------------------------------------------------
+
+REPLAYABLE = ("failed", "dead", "done")
+REPLAY_BATCH = 1_000
+
+
+def _parse_time(value: str | None, option: str):
+    from datetime import datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{option} {value!r} is not an ISO date or time (e.g. 2026-11-23T14:00:00+00:00)") from None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+@app.command()
+def replay(
+    status_filter: Annotated[str | None, typer.Option(
+        "--status", help="Comma-separated: failed, dead, done (default failed,dead; done re-embeds on purpose).")] = None,
+    content_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only jobs that ended at or after this ISO time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only jobs that ended before this ISO time.")] = None,
+    job_ids: Annotated[list[int] | None, typer.Option("--id", help="Only these jobs (repeatable).", min=1)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be replayed; change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Put ended jobs back in the queue, attempts cleared (a fresh QStash deduplication id)."""
+    import sys as _sys
+    from collections import Counter
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    if status_filter is None:
+        statuses = list(REPLAYABLE) if job_ids else ["failed", "dead"]
+    else:
+        statuses = [s.strip() for s in status_filter.split(",") if s.strip()]
+        unknown = [s for s in statuses if s not in REPLAYABLE]
+        if unknown or not statuses:
+            raise InvalidInput(f"--status takes failed, dead and done, not {', '.join(unknown) or 'nothing'}")
+    since_at, until_at = _parse_time(since, "--since"), _parse_time(until, "--until")
+
+    async def run(settings: Settings):
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            rows = await conn.fetch(query("jobs_replay_candidates"), statuses, content_type or None, since_at,
+                                    until_at, job_ids or None)
+            counts = Counter((r["content_type"], r["status"]) for r in rows)
+            summary = [{"content_type": t, "status": s, "jobs": n} for (t, s), n in sorted(counts.items())]
+            if not as_json:
+                table = Table(title=f"{len(rows)} jobs to replay" + (" (dry run)" if dry_run else ""),
+                              title_justify="left")
+                for column in ("content type", "status", "jobs"):
+                    table.add_column(column)
+                for item in summary:
+                    table.add_row(item["content_type"], item["status"], str(item["jobs"]))
+                console.print(table)
+            if dry_run or not rows:
+                return {"matched": len(rows), "replayed": 0, "merged": 0, "by_type_and_status": summary,
+                        "dry_run": dry_run}
+            if not yes:
+                if not _sys.stdin.isatty():
+                    raise InvalidInput(f"{len(rows)} jobs match; pass --yes to replay them without a prompt")
+                if not typer.confirm(f"Replay {len(rows)} jobs?"):
+                    raise typer.Abort()
+            replayed = merged = 0
+            ids = [r["id"] for r in rows]
+            with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
+                          disable=as_json) as progress:
+                task = progress.add_task("replay", total=len(ids))
+                for start in range(0, len(ids), REPLAY_BATCH):
+                    async with conn.transaction():
+                        done = await conn.fetch(query("jobs_requeue"), ids[start:start + REPLAY_BATCH])
+                    merged += sum(1 for r in done if r["merged_into"] is not None)
+                    replayed += len(done)
+                    progress.update(task, advance=len(ids[start:start + REPLAY_BATCH]))
+            return {"matched": len(rows), "replayed": replayed, "merged": merged, "by_type_and_status": summary,
+                    "dry_run": False}
+
+    result = _run(run)
+    if as_json:
+        _print_json(result)
+    elif not result["dry_run"] and result["matched"]:
+        console.print(f"replayed {result['replayed']} jobs ({result['merged']} merged into a pending job "
+                      "of the same row)", highlight=False)
+
+
 # -- models --------------------------------------------------------------------------------
 
 
@@ -436,6 +592,37 @@ def models_list(as_json: JsonOption = False) -> None:
         table.add_row(m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), m["hnsw_index"],
                       "yes" if m["active"] else "")
     console.print(table)
+
+
+@models_app.command("drop")
+def models_drop(
+    name: Annotated[str, typer.Argument(help="A model that is not the active one.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a model's vectors and index (never the active model's)."""
+    import sys as _sys
+
+    async def run(settings: Settings) -> int:
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            info = await conn.fetchrow(query("models_drop"), name)
+            if info["active"] is None:
+                raise NotFound(f"model {name!r} is not known")
+            if info["active"]:
+                raise InvalidInput(f"model {name!r} is the active one: activate another model first")
+            if not yes:
+                if not _sys.stdin.isatty():
+                    raise InvalidInput(f"pass --yes to drop every vector of model {name!r}")
+                if not typer.confirm(f"Drop every vector of model {name!r}?"):
+                    raise typer.Abort()
+            async with conn.transaction():
+                await conn.execute(info["drop_index"])
+                deleted = await conn.fetchval(query("models_delete_vectors"), name)
+                await conn.execute(query("models_forget"), name)
+            return deleted
+
+    deleted = _run(run)
+    console.print(f"dropped model {name}: {deleted} vectors deleted", highlight=False)
 
 
 @models_app.command("activate")

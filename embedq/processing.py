@@ -61,6 +61,17 @@ class Outcome:
     deleted_sources: int = 0
 
 
+def chunk_row(content_type: str, fields: Sequence[str], values: dict, embedder: Embedder,
+              settings: Settings) -> tuple[list[str], list[str]]:
+    """A row's chunks and their hashes, exactly as processing embeds them (verify compares
+    against the same). Raises ValueError, TypeError or UnicodeError for a row it cannot read."""
+    max_tokens = min(settings.chunk_tokens, embedder.max_input_tokens)
+    text = content.build_text(content_type, list(fields), values)
+    chunks = chunking.chunk_text(text, max_tokens, min(settings.chunk_overlap_tokens, max_tokens // 4),
+                                 embedder.count_tokens)
+    return chunks, [content_hash(embedder.model, c) for c in chunks]
+
+
 class Processor:
     """redelivery_seconds: set by the webhook. A retryable failure then leaves the jobs
     `dispatched` for that long, because QStash redelivers the message itself."""
@@ -71,10 +82,6 @@ class Processor:
         self.embedder = embedder
         self.settings = settings
         self.redelivery_seconds = redelivery_seconds
-
-    @property
-    def chunk_tokens(self) -> int:
-        return min(self.settings.chunk_tokens, self.embedder.max_input_tokens)
 
     async def process(self, jobs: Sequence[Job]) -> Outcome:
         started = time.perf_counter()
@@ -134,14 +141,11 @@ class Processor:
                     plan.deleted = True
                 else:
                     try:
-                        text = content.build_text(key[0], list(sources[key[0]]["fields"]), values)
-                        plan.chunks = chunking.chunk_text(
-                            text, self.chunk_tokens, min(self.settings.chunk_overlap_tokens, self.chunk_tokens // 4),
-                            self.embedder.count_tokens)
+                        plan.chunks, plan.hashes = chunk_row(key[0], sources[key[0]]["fields"], values,
+                                                             self.embedder, self.settings)
                     except (ValueError, TypeError, UnicodeError) as exc:
                         failures[key] = PermanentError(f"cannot build the text of {key[0]} {key[1]}: {exc}")
                         continue
-                    plan.hashes = [content_hash(self.embedder.model, c) for c in plan.chunks]
                     stored = existing.get(key, {})
                     plan.to_embed = [i for i, h in enumerate(plan.hashes) if stored.get(i) != h]
                 plans[key] = plan

@@ -175,3 +175,45 @@ SELECT count(*) FROM pruned
 
 -- name: maintenance_stale_failed_ids
 SELECT id FROM embedq.jobs WHERE status = 'failed' AND run_after < now() - make_interval(secs => $1)
+
+-- name: source_page
+SELECT source_id, fields FROM embedq.source_page($1, $2, $3)
+
+-- name: jobs_queue
+SELECT embedq.jobs_queue($1, $2::text[], $3::embedq.job_op, $4)
+
+-- name: jobs_unfinished_sources
+SELECT DISTINCT source_id FROM embedq.jobs
+WHERE content_type = $1 AND source_id = ANY ($2::text[]) AND status IN ('pending', 'failed', 'processing', 'dispatched')
+
+-- name: embeddings_source_page
+SELECT DISTINCT source_id FROM embedq.embeddings
+WHERE model = $1 AND content_type = $2 AND ($3::text IS NULL OR source_id > $3)
+ORDER BY source_id LIMIT $4
+
+-- name: embeddings_unregistered_types
+SELECT e.content_type, count(DISTINCT e.source_id) AS sources FROM embedq.embeddings e
+WHERE e.model = $1 AND NOT EXISTS (SELECT 1 FROM embedq.sources s WHERE s.content_type = e.content_type)
+GROUP BY e.content_type ORDER BY e.content_type
+
+-- name: embeddings_delete_type
+DELETE FROM embedq.embeddings WHERE model = $1 AND content_type = $2
+
+-- name: jobs_replay_candidates
+SELECT id, content_type, status::text AS status FROM embedq.jobs
+WHERE status = ANY ($1::embedq.job_status[])
+  AND ($2::text[] IS NULL OR content_type = ANY ($2::text[]))
+  AND ($3::timestamptz IS NULL OR coalesce(finished_at, updated_at) >= $3)
+  AND ($4::timestamptz IS NULL OR coalesce(finished_at, updated_at) < $4)
+  AND ($5::bigint[] IS NULL OR id = ANY ($5::bigint[]))
+ORDER BY id
+
+-- name: models_drop
+SELECT format('DROP INDEX IF EXISTS embedq.%I', embedq._model_index_name($1)) AS drop_index,
+       (SELECT active FROM embedq.models WHERE name = $1) AS active
+
+-- name: models_delete_vectors
+WITH gone AS (DELETE FROM embedq.embeddings WHERE model = $1 RETURNING 1) SELECT count(*) FROM gone
+
+-- name: models_forget
+DELETE FROM embedq.models WHERE name = $1 AND NOT active

@@ -285,3 +285,25 @@ AS $$
     WHERE j.id = p_id AND j.status NOT IN ('done', 'dead')
     RETURNING j.*
 $$;
+
+-- Queues jobs for explicit sources (verify --fix, replays of a different kind): one pending job
+-- per source, coalesced like the triggers' jobs. Returns how many were queued or updated.
+CREATE OR REPLACE FUNCTION embedq.jobs_queue(p_content_type text, p_source_ids text[], p_op embedq.job_op,
+                                             p_priority integer DEFAULT 3)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_count bigint;
+BEGIN
+    INSERT INTO embedq.jobs (content_type, source_id, op, priority)
+    SELECT p_content_type, ids.source_id, p_op, p_priority FROM unnest(p_source_ids) AS ids(source_id)
+    ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+    DO UPDATE SET op = excluded.op, priority = least(embedq.jobs.priority, excluded.priority), updated_at = now();
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    IF v_count > 0 THEN
+        PERFORM pg_notify('embedq_jobs', '');
+    END IF;
+    RETURN v_count;
+END
+$$;

@@ -290,3 +290,31 @@ BEGIN
     PERFORM pg_notify('embedq_jobs', '');
 END
 $$;
+
+-- One page of a source's rows in key order, for `embedq verify`: rows whose key sorts after
+-- p_after (NULL: from the start), with their registered fields as jsonb.
+CREATE OR REPLACE FUNCTION embedq.source_page(p_content_type text, p_after text, p_limit integer)
+RETURNS TABLE (source_id text, fields jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source embedq.sources;
+    v_key_type text;
+BEGIN
+    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = p_content_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(coalesce(p_content_type, 'NULL'))
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type FROM pg_attribute a
+    WHERE a.attrelid = v_source.table_name::regclass AND a.attname = v_source.key_column;
+    RETURN QUERY EXECUTE format(
+        'SELECT t.%1$I::text, jsonb_build_object(%2$s) FROM %3$s t '
+        'WHERE $1::text IS NULL OR t.%1$I > $1::%4$s ORDER BY t.%1$I LIMIT $2',
+        v_source.key_column,
+        (SELECT string_agg(format('%L, t.%I', f, f), ', ') FROM unnest(v_source.fields) f),
+        v_source.table_name, v_key_type)
+    USING p_after, p_limit;
+END
+$$;
