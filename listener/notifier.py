@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 
 import asyncpg
 
@@ -24,15 +25,20 @@ BACKOFF_MAX_SECONDS = 10.0
 
 
 class Notifier:
-    def __init__(self, dsn: str, application_name: str, wake: asyncio.Event) -> None:
+    """on_message(payload) runs for every notification, and with None after each (re)connect,
+    since anything sent while disconnected was lost."""
+
+    def __init__(self, dsn: str, application_name: str, on_message: Callable[[str | None], None],
+                 channel: str = CHANNEL) -> None:
         self.dsn = dsn
         self.application_name = application_name
-        self.wake = wake
+        self.on_message = on_message
+        self.channel = channel
         self.connected = asyncio.Event()
         self.reconnects = 0
 
-    def _on_notify(self, *_args) -> None:
-        self.wake.set()
+    def _on_notify(self, _connection, _pid, _channel, payload: str) -> None:
+        self.on_message(payload)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = BACKOFF_MIN_SECONDS
@@ -42,11 +48,11 @@ class Notifier:
             try:
                 conn = await db.connect(self.dsn, self.application_name)
                 conn.add_termination_listener(lambda _c: lost.set())
-                await conn.add_listener(CHANNEL, self._on_notify)
+                await conn.add_listener(self.channel, self._on_notify)
                 self.connected.set()
-                self.wake.set()  # anything queued while we were away
+                self.on_message(None)  # anything sent while we were away is lost: look again
                 backoff = BACKOFF_MIN_SECONDS
-                logger.info("listening", extra={"action": "listen", "channel": CHANNEL})
+                logger.info("listening", extra={"action": "listen", "channel": self.channel})
                 while not stop.is_set() and not lost.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
                     done, pending = await asyncio.wait(waiters, timeout=KEEPALIVE_SECONDS,

@@ -130,7 +130,7 @@ class Listener:
                                     self.embedder.dimensions)
             await self._announce()
             if not drain:
-                notifier = Notifier(self.dsn, f"{app}-notify", self._wake)
+                notifier = Notifier(self.dsn, f"{app}-notify", lambda _payload: self._wake.set())
                 tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
                 tasks.append(asyncio.create_task(
                     run_rescuer(self.pool, self.config.rescue_interval, self._stop), name="embedq-rescuer"))

@@ -57,6 +57,8 @@ class EmbeddedServer(uvicorn.Server):
                 task.cancel(msg="graceful shutdown timed out")
         for server in self.servers:
             await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()  # the app's own shutdown: pools, listeners
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ Upstash-NonRetryable-Error when retrying cannot help, 401 bad signature, 400 mal
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -34,6 +35,7 @@ from embedq.providers.base import Embedder
 from embedq.queries import query
 from embedq.settings import Settings
 from listener.worker import worker_name
+from webhook.events import EventHub
 from webhook.signature import InvalidSignature, SignatureVerifier
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class State:
     processor: Processor
     verifiers: dict[str, SignatureVerifier]
     name: str
+    events: EventHub
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -216,6 +219,31 @@ async def get_search(request: Request) -> Response:
     return JSONResponse({"results": [h.as_json() for h in hits]})
 
 
+async def get_events(request: Request) -> Response:
+    """Server-Sent Events of job state changes (queued, dispatched, done, failed, dead),
+    optionally only of one content type and/or one source: `?type=course&source_id=42`."""
+    from sse_starlette.sse import EventSourceResponse
+
+    state: State = request.app.state.embedq
+    content_type = request.query_params.get("type")
+    source_id = request.query_params.get("source_id")
+    queue = state.events.subscribe()
+
+    async def stream():
+        try:
+            while True:
+                event = await queue.get()
+                if content_type and event["content_type"] != content_type:
+                    continue
+                if source_id and event["source_id"] != source_id:
+                    continue
+                yield {"event": event["event"], "data": json.dumps(event)}
+        finally:
+            state.events.unsubscribe(queue)
+
+    return EventSourceResponse(stream(), ping=15)
+
+
 def build_verifiers(settings: Settings) -> dict[str, SignatureVerifier]:
     if not settings.qstash_current_signing_key or not settings.webhook_url:
         return {}
@@ -227,9 +255,12 @@ def build_verifiers(settings: Settings) -> dict[str, SignatureVerifier]:
 def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = await db.create_pool(dsn or db.resolve_dsn(settings), f"{settings.application_name}-webhook",
-                                    min_size=1, max_size=10)
+        resolved_dsn = dsn or db.resolve_dsn(settings)
+        pool = await db.create_pool(resolved_dsn, f"{settings.application_name}-webhook", min_size=1, max_size=10)
         used_embedder = embedder or create_embedder(settings)
+        events = EventHub(resolved_dsn, f"{settings.application_name}-events")
+        stop_events = asyncio.Event()
+        events_task = asyncio.create_task(events.notifier.run(stop_events), name="embedq-events")
         try:
             async with pool.acquire() as conn:
                 await db.ensure_migrated(conn)
@@ -238,9 +269,11 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
             app.state.embedq = State(
                 settings=settings, pool=pool, embedder=used_embedder,
                 processor=Processor(pool, used_embedder, settings, redelivery_seconds=settings.dispatch_timeout),
-                verifiers=build_verifiers(settings), name=f"webhook:{worker_name()}")
+                verifiers=build_verifiers(settings), name=f"webhook:{worker_name()}", events=events)
             yield
         finally:
+            stop_events.set()
+            await events_task
             await pool.close()
             if embedder is None and hasattr(used_embedder, "aclose"):
                 await used_embedder.aclose()
@@ -253,6 +286,7 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
             Route("/healthz", get_healthz, methods=["GET"]),
             Route("/v1/status", get_status, methods=["GET"]),
             Route("/v1/search", get_search, methods=["GET"]),
+            Route("/v1/events", get_events, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -3,6 +3,45 @@
 -- A claim is identified by (id, attempts): claiming increments attempts, so a worker whose
 -- lease expired and whose job was claimed again cannot complete or fail the new claim.
 
+-- Announces job state changes on channel embedq_events (GET /v1/events streams them): one
+-- NOTIFY per event kind and transaction, holding [id, content_type, source_id] of each job,
+-- split only if a payload would pass PostgreSQL's 8,000-byte limit. p_jobs holds
+-- [id, content_type, source_id, event] items.
+CREATE OR REPLACE FUNCTION embedq.jobs_announce(p_jobs jsonb)
+RETURNS integer
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_event text;
+    v_item text;
+    v_buffer text;
+    v_sent integer := 0;
+BEGIN
+    IF p_jobs IS NULL OR jsonb_array_length(p_jobs) = 0 THEN
+        RETURN 0;
+    END IF;
+    FOR v_event IN SELECT DISTINCT e ->> 3 FROM jsonb_array_elements(p_jobs) e LOOP
+        v_buffer := NULL;
+        FOR v_item IN
+            SELECT CASE WHEN octet_length(jsonb_build_array(e -> 0, e -> 1, e -> 2)::text) > 2000
+                        THEN jsonb_build_array(e -> 0, e -> 1, NULL)::text  -- an absurdly long key
+                        ELSE jsonb_build_array(e -> 0, e -> 1, e -> 2)::text END
+            FROM jsonb_array_elements(p_jobs) e WHERE e ->> 3 = v_event
+        LOOP
+            IF v_buffer IS NOT NULL AND octet_length(v_buffer) + octet_length(v_item) > 7000 THEN
+                PERFORM pg_notify('embedq_events', format('{"event": %s, "jobs": [%s]}', to_jsonb(v_event), v_buffer));
+                v_sent := v_sent + 1;
+                v_buffer := NULL;
+            END IF;
+            v_buffer := coalesce(v_buffer || ', ', '') || v_item;
+        END LOOP;
+        PERFORM pg_notify('embedq_events', format('{"event": %s, "jobs": [%s]}', to_jsonb(v_event), v_buffer));
+        v_sent := v_sent + 1;
+    END LOOP;
+    RETURN v_sent;
+END
+$$;
+
 -- Moves what the triggers wrote to embedq.job_inbox into embedq.jobs: one job per source,
 -- coalesced with the source's pending job if it has one (the most urgent priority and the
 -- latest operation win). SKIP LOCKED lets concurrent claimers ingest different inbox rows.
@@ -25,13 +64,18 @@ BEGIN
         FROM taken t CROSS JOIN LATERAL unnest(t.source_ids) AS u(source_id)
         GROUP BY t.content_type, u.source_id
     )
-    INSERT INTO embedq.jobs (content_type, source_id, op, priority, created_at, run_after)
-    SELECT content_type, source_id, op, priority, created_at, created_at FROM touched
-    ON CONFLICT (content_type, source_id) WHERE status = 'pending'
-    DO UPDATE SET op = excluded.op,
-                  priority = least(embedq.jobs.priority, excluded.priority),
-                  updated_at = now();
-    GET DIAGNOSTICS v_count = ROW_COUNT;
+    , queued AS (
+        INSERT INTO embedq.jobs (content_type, source_id, op, priority, created_at, run_after)
+        SELECT content_type, source_id, op, priority, created_at, created_at FROM touched
+        ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+        DO UPDATE SET op = excluded.op,
+                      priority = least(embedq.jobs.priority, excluded.priority),
+                      updated_at = now()
+        RETURNING id, content_type, source_id
+    )
+    SELECT count(*), embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, 'queued')))
+    INTO v_count
+    FROM queued;
     RETURN v_count;
 END
 $$;
@@ -112,8 +156,13 @@ CREATE OR REPLACE FUNCTION embedq.jobs_set_message(p_ids bigint[], p_message_id 
 RETURNS void
 LANGUAGE sql
 AS $$
-    UPDATE embedq.jobs SET message_id = p_message_id, updated_at = now()
-    WHERE id = ANY (p_ids) AND status = 'dispatched'
+    WITH changed AS (
+        UPDATE embedq.jobs SET message_id = p_message_id, updated_at = now()
+        WHERE id = ANY (p_ids) AND status = 'dispatched'
+        RETURNING id, content_type, source_id
+    )
+    SELECT FROM changed HAVING embedq.jobs_announce(
+        jsonb_agg(jsonb_build_array(id, content_type, source_id, 'dispatched'))) IS NOT NULL
 $$;
 
 -- Undoes a dispatch claim whose publish failed, so the jobs can be processed another way.
@@ -159,11 +208,16 @@ CREATE OR REPLACE FUNCTION embedq.jobs_dead_by_message(p_message_id text, p_reas
 RETURNS SETOF bigint
 LANGUAGE sql
 AS $$
-    UPDATE embedq.jobs j
-    SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-        last_error = left(p_reason, 2000)
-    WHERE j.message_id = p_message_id AND j.status IN ('dispatched', 'processing', 'failed')
-    RETURNING j.id
+    WITH changed AS (
+        UPDATE embedq.jobs j
+        SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+            last_error = left(p_reason, 2000)
+        WHERE j.message_id = p_message_id AND j.status IN ('dispatched', 'processing', 'failed')
+        RETURNING j.id, j.content_type, j.source_id, j.status
+    ), announced AS (
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status))) FROM changed
+    )
+    SELECT changed.id FROM changed CROSS JOIN announced
 $$;
 
 -- Ends claimed jobs as done. Returns the ids that were still this claim's to end.
@@ -171,12 +225,17 @@ CREATE OR REPLACE FUNCTION embedq.jobs_complete(p_ids bigint[], p_attempts integ
 RETURNS SETOF bigint
 LANGUAGE sql
 AS $$
-    UPDATE embedq.jobs j
-    SET status = 'done', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-        last_error = NULL
-    FROM unnest(p_ids, p_attempts) AS claim(id, attempts)
-    WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status IN ('processing', 'dispatched')
-    RETURNING j.id
+    WITH changed AS (
+        UPDATE embedq.jobs j
+        SET status = 'done', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+            last_error = NULL
+        FROM unnest(p_ids, p_attempts) AS claim(id, attempts)
+        WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status IN ('processing', 'dispatched')
+        RETURNING j.id, j.content_type, j.source_id, j.status
+    ), announced AS (
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status))) FROM changed
+    )
+    SELECT changed.id FROM changed CROSS JOIN announced
 $$;
 
 -- Records a failure of claimed jobs. Retryable failures wait an exponential backoff
@@ -193,6 +252,7 @@ CREATE OR REPLACE FUNCTION embedq.jobs_fail(
 ) RETURNS TABLE (id bigint, status embedq.job_status)
 LANGUAGE sql
 AS $$
+    WITH changed AS (
     UPDATE embedq.jobs j
     SET status = CASE WHEN NOT (p_retryable AND j.attempts < j.max_attempts) THEN 'dead'::embedq.job_status
                       WHEN p_redelivery IS NOT NULL THEN 'dispatched'::embedq.job_status
@@ -207,7 +267,13 @@ AS $$
                                 THEN now() + p_redelivery END
     FROM unnest(p_ids, p_attempts) AS claim(id, attempts)
     WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status IN ('processing', 'dispatched')
-    RETURNING j.id, j.status
+    RETURNING j.id, j.status, j.content_type, j.source_id
+    ), announced AS (
+        -- a retryable failure the webhook hands back to QStash is announced as `failed` too
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(
+            id, content_type, source_id, CASE WHEN status = 'dead' THEN 'dead' ELSE 'failed' END))) FROM changed
+    )
+    SELECT changed.id, changed.status FROM changed CROSS JOIN announced
 $$;
 
 -- Returns jobs whose lease expired to `failed`, runnable at once (so they are processed or
@@ -217,15 +283,20 @@ CREATE OR REPLACE FUNCTION embedq.jobs_rescue()
 RETURNS TABLE (id bigint, status embedq.job_status)
 LANGUAGE sql
 AS $$
-    UPDATE embedq.jobs j
-    SET status = CASE WHEN j.attempts < j.max_attempts
-                      THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
-        finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END,
-        run_after = now(),
-        last_error = format('lease expired while %s by %s', j.status, coalesce(j.locked_by, 'unknown')),
-        lease_expires_at = NULL, updated_at = now()
-    WHERE j.status IN ('processing', 'dispatched') AND j.lease_expires_at < now()
-    RETURNING j.id, j.status
+    WITH changed AS (
+        UPDATE embedq.jobs j
+        SET status = CASE WHEN j.attempts < j.max_attempts
+                          THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
+            finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END,
+            run_after = now(),
+            last_error = format('lease expired while %s by %s', j.status, coalesce(j.locked_by, 'unknown')),
+            lease_expires_at = NULL, updated_at = now()
+        WHERE j.status IN ('processing', 'dispatched') AND j.lease_expires_at < now()
+        RETURNING j.id, j.status, j.content_type, j.source_id
+    ), announced AS (
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status))) FROM changed
+    )
+    SELECT changed.id, changed.status FROM changed CROSS JOIN announced
 $$;
 
 -- Puts ended or failing jobs back in the queue with their attempts cleared. Where the source
@@ -279,11 +350,16 @@ CREATE OR REPLACE FUNCTION embedq.jobs_cancel(p_id bigint)
 RETURNS SETOF embedq.jobs
 LANGUAGE sql
 AS $$
-    UPDATE embedq.jobs j
-    SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-        last_error = 'cancelled by operator'
-    WHERE j.id = p_id AND j.status NOT IN ('done', 'dead')
-    RETURNING j.*
+    WITH changed AS (
+        UPDATE embedq.jobs j
+        SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
+            last_error = 'cancelled by operator'
+        WHERE j.id = p_id AND j.status NOT IN ('done', 'dead')
+        RETURNING j.*
+    ), announced AS (
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, 'dead'))) FROM changed
+    )
+    SELECT changed.* FROM changed CROSS JOIN announced
 $$;
 
 -- Queues jobs for explicit sources (verify --fix, replays of a different kind): one pending job
