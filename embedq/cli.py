@@ -210,6 +210,12 @@ async def _run_listener(settings: Settings, *, drain: bool):
     embedder = create_embedder(settings)
     if hasattr(embedder, "warm"):
         await asyncio.to_thread(embedder.warm)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        from embedq.metrics import REGISTRY
+
+        start_http_server(settings.metrics_port, registry=REGISTRY)
     listener = Listener(dsn, embedder, settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,7 +19,7 @@ import asyncpg
 import numpy as np
 from pgvector import Vector
 
-from embedq import chunking, content
+from embedq import chunking, content, metrics
 from embedq.db import CONNECTION_ERRORS
 from embedq.errors import PermanentError, ProcessingError, RetryableError
 from embedq.jobs import Job
@@ -102,6 +102,11 @@ class Processor:
             failures = {key: error for key in by_key}
             outcome = Outcome()
         await self._record_failures(by_key, failures, outcome)
+        metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        for name, ids in (("done", outcome.done), ("failed", outcome.failed), ("dead", outcome.dead),
+                          ("lost", outcome.lost)):
+            if ids:
+                metrics.JOBS_FINISHED.labels(name).inc(len(ids))
         logger.info(
             "jobs processed",
             extra={"action": "process", "job_ids": [j.id for j in jobs], "done": len(outcome.done),
@@ -159,7 +164,8 @@ class Processor:
         if not wanted:
             return
         try:
-            vectors = await self.embedder.embed_documents([plan.chunks[i] for plan, i in wanted])
+            with metrics.PROVIDER_SECONDS.time():
+                vectors = await self.embedder.embed_documents([plan.chunks[i] for plan, i in wanted])
         except PermanentError as exc:
             if len({plan.key for plan, _ in wanted}) == 1:
                 failures[wanted[0][0].key] = exc
@@ -178,7 +184,8 @@ class Processor:
     async def _embed_one(self, plan: Plan, failures: dict[Key, ProcessingError]) -> None:
         wanted = [(plan, i) for i in plan.to_embed]
         try:
-            vectors = await self.embedder.embed_documents([plan.chunks[i] for i in plan.to_embed])
+            with metrics.PROVIDER_SECONDS.time():
+                vectors = await self.embedder.embed_documents([plan.chunks[i] for i in plan.to_embed])
         except ProcessingError as exc:
             failures[plan.key] = exc
             return

@@ -96,6 +96,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_000_000
+    #: the listener serves Prometheus metrics on this port (unset: not served)
+    metrics_port: int | None = None
 
     batch_size: int = 64
     batch_window: float = 0.2
@@ -180,6 +182,7 @@ class Settings:
             host=env.get("EMBEDQ_HOST") or "127.0.0.1",
             port=_parse(env, "EMBEDQ_PORT", _positive_int, 8000),
             max_body_bytes=_parse(env, "EMBEDQ_MAX_BODY_BYTES", _positive_int, 1_000_000),
+            metrics_port=_parse(env, "EMBEDQ_METRICS_PORT", _positive_int, None),  # type: ignore[arg-type]
             batch_size=_parse(env, "EMBEDQ_BATCH_SIZE", _positive_int, 64),
             batch_window=_parse(env, "EMBEDQ_BATCH_WINDOW_MS", _non_negative_float, 200.0) / 1000,
             poll_interval=_parse(env, "EMBEDQ_POLL_INTERVAL", _non_negative_float, 5.0),

@@ -18,7 +18,7 @@ from typing import Protocol
 import asyncpg
 import httpx
 
-from embedq import db
+from embedq import db, metrics
 from embedq.errors import EmbedqError
 from embedq.jobs import Job
 from embedq.processing import Outcome, Processor
@@ -90,7 +90,9 @@ class QStashPublisher:
         try:
             responses = await self.client.message.batch_json(requests)
         except (QStashError, httpx.HTTPError, OSError) as exc:
+            metrics.PUBLISH_CALLS.labels("failed").inc()
             raise PublishError(f"QStash did not accept {len(batches)} messages: {exc}") from exc
+        metrics.PUBLISH_CALLS.labels("ok").inc()
         if len(responses) != len(batches):
             raise PublishError(f"QStash answered {len(responses)} results for {len(batches)} messages")
         async with self.pool.acquire() as conn, conn.transaction():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from embedq import db
+from embedq import db, metrics
 from embedq.jobs import Job
 from embedq.processing import Outcome, Processor
 from embedq.providers.base import Embedder
@@ -174,12 +174,18 @@ class Listener:
         await self.pool.execute(query("workers_announce"), self.name, self.mode, self.breaker.state.value)
 
     async def _announce_periodically(self) -> None:
+        """Tell `status` we are alive (every 30 s) and keep the queue-depth metrics fresh."""
+        beats = 0
         while not self._stop.is_set():
             try:
-                await asyncio.wait_for(self._stop.wait(), 30)
+                await asyncio.wait_for(self._stop.wait(), 5)
             except TimeoutError:
+                beats += 1
                 try:
-                    await self._announce()
+                    async with self.pool.acquire() as conn:
+                        await metrics.refresh_queue(conn)
+                    if beats % 6 == 0:
+                        await self._announce()
                 except db.CONNECTION_ERRORS:
                     pass
 
@@ -236,6 +242,7 @@ class Listener:
         else:
             self.breaker.record_success()
             self.totals.dispatched += len(jobs)
+        metrics.BREAKER_OPEN.set(1 if self.breaker.state is BreakerState.OPEN else 0)
         if self.mode != before:
             logger.warning("delivery mode changed", extra={"action": "mode", "worker": self.name,
                                                            "from": before, "to": self.mode})

@@ -244,6 +244,18 @@ async def get_events(request: Request) -> Response:
     return EventSourceResponse(stream(), ping=15)
 
 
+async def get_metrics(request: Request) -> Response:
+    from embedq import metrics
+
+    state: State = request.app.state.embedq
+    try:
+        async with state.pool.acquire() as conn:
+            await metrics.refresh_queue(conn)
+    except db.CONNECTION_ERRORS:
+        pass  # the process metrics are still worth serving
+    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
 def build_verifiers(settings: Settings) -> dict[str, SignatureVerifier]:
     if not settings.qstash_current_signing_key or not settings.webhook_url:
         return {}
@@ -287,6 +299,7 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
             Route("/v1/status", get_status, methods=["GET"]),
             Route("/v1/search", get_search, methods=["GET"]),
             Route("/v1/events", get_events, methods=["GET"]),
+            Route("/metrics", get_metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

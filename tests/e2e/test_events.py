@@ -59,3 +59,27 @@ async def test_a_processing_transaction_sends_one_notification(conn, dsn, settin
     finally:
         await watcher.close()
     assert [(p["event"], len(p["jobs"])) for p in payloads] == [("queued", 40), ("done", 40)]
+
+
+async def test_metrics_parse_and_show_the_queue(conn, dsn, settings):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    embedder = HashEmbedder()
+    await conn.execute("INSERT INTO courses (title) SELECT 'c' || g FROM generate_series(1, 7) g")
+    await Listener(dsn, embedder, settings, ListenerConfig(batch_window=0.0)).run(drain=True)
+    await conn.execute("INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 3) g")
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    async with serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url, \
+            httpx.AsyncClient() as http:
+        response = await http.get(f"{url}/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    depth = {(s.labels["status"], s.labels["priority"]): s.value for s in families["embedq_jobs"].samples}
+    assert depth[("done", "2")] == 7 and depth[("pending", "4")] == 3
+    finished = {s.labels["outcome"]: s.value for s in families["embedq_jobs_finished"].samples
+                if s.name == "embedq_jobs_finished_total"}
+    assert finished["done"] >= 7  # this process's counter (other tests in the session add to it)
+    assert families["embedq_oldest_pending_seconds"].samples[0].value >= 0
+    assert any(s.name == "embedq_processing_seconds_count" and s.value >= 1
+               for s in families["embedq_processing_seconds"].samples)
+    assert "embedq_provider_seconds" in families and "embedq_qstash_breaker_open" in families

@@ -1,0 +1,44 @@
+"""Prometheus metrics, one registry per process: /metrics on the webhook, and on the listener's
+own port (EMBEDQ_METRICS_PORT). Queue depth is read from the database when it is refreshed."""
+
+from __future__ import annotations
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from embedq.jobs import JobStatus
+from embedq.queries import query
+
+REGISTRY = CollectorRegistry()
+
+JOBS_FINISHED = Counter("embedq_jobs_finished_total", "Jobs this process ended, by outcome",
+                        ["outcome"], registry=REGISTRY)
+PROCESSING_SECONDS = Histogram("embedq_processing_seconds", "One batch: load, embed, write",
+                               registry=REGISTRY, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+PROVIDER_SECONDS = Histogram("embedq_provider_seconds", "One embedding provider call",
+                             registry=REGISTRY, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+PUBLISH_CALLS = Counter("embedq_publish_calls_total", "Calls to QStash, by result", ["result"], registry=REGISTRY)
+BREAKER_OPEN = Gauge("embedq_qstash_breaker_open", "1 while the QStash breaker is open (jobs processed locally)",
+                     registry=REGISTRY)
+QUEUE_DEPTH = Gauge("embedq_jobs", "Jobs in the outbox by status and priority", ["status", "priority"],
+                    registry=REGISTRY)
+OLDEST_PENDING = Gauge("embedq_oldest_pending_seconds", "Age of the oldest pending job", registry=REGISTRY)
+
+
+async def refresh_queue(conn: asyncpg.Connection) -> None:
+    seen: set[tuple[str, str]] = set()
+    for row in await conn.fetch(query("jobs_count_by_status_priority")):
+        labels = (row["status"], str(row["priority"]))
+        QUEUE_DEPTH.labels(*labels).set(row["jobs"])
+        seen.add(labels)
+    for labels in list(QUEUE_DEPTH._metrics):  # statuses that emptied go back to zero
+        if labels not in seen:
+            QUEUE_DEPTH.labels(*labels).set(0)
+    OLDEST_PENDING.set(await conn.fetchval(query("jobs_oldest_pending_age")) or 0)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)
+
+
+__all__ = ["REGISTRY", "JobStatus", "render", "refresh_queue"]
