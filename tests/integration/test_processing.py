@@ -383,19 +383,21 @@ async def test_the_notifier_reconnects_after_its_connection_is_killed(conn, dsn,
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)
+        notify_pid = "SELECT pid FROM pg_stat_activity WHERE application_name = 'embedq-notify' " \
+                     "AND datname = current_database() AND state = 'idle'"
+        old_pid = None
         for _ in range(100):
-            killed = await conn.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = 'embedq-notify' AND datname = current_database()")
-            if killed:
+            old_pid = await conn.fetchval(notify_pid)
+            if old_pid:
                 break
             await asyncio.sleep(0.05)
-        assert killed == 1
-        for _ in range(200):  # wait until it is listening again
-            if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'embedq-notify' "
-                                   "AND datname = current_database()"):
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", old_pid)
+        for _ in range(200):  # wait until a new connection is listening
+            new_pid = await conn.fetchval(notify_pid + " AND pid <> $1", old_pid)
+            if new_pid:
                 break
             await asyncio.sleep(0.05)
+        assert new_pid
         await asyncio.sleep(0.3)
         course = await conn.fetchval("INSERT INTO courses (title) VALUES ('after reconnect') RETURNING id")
         for _ in range(100):
