@@ -8,23 +8,23 @@
 --
 -- Roles are cluster-wide; the grants below apply to the database you run this file in.
 --
---   embedq_listener     `embedq listen` (and the operator CLI: status, search, backfill, jobs, models,
---                       maintenance), claims and processes jobs, publishes them to QStash.
+--   embedq_listener     `embedq listen`: claims and processes jobs, publishes them to QStash; and
+--                       most of the operator CLI (section 2).
 --   embedq_webhook      `embedq serve`: POST /v1/jobs, /v1/failures, /v1/maintenance, GET /v1/status,
---                       /v1/search, /healthz.
+--                       /v1/search, /v1/events, /metrics, /healthz.
 --   embedq_app_writer   grant it to YOUR application's role: the role that writes the registered
---                       tables (see the note at the end).
+--                       tables (section 5).
 --   (optional) embedq_index_builder: lets the listener build the HNSW indexes; see section 6.
 --
 -- `embedq up` runs listener and webhook in one process: give its login both roles
 --     CREATE ROLE embedq_up LOGIN PASSWORD '...' IN ROLE embedq_listener, embedq_webhook;
 --
 -- No role here may create, alter or drop schema objects (except the opt-in index builder of
--- section 6): only `embedq migrate`, run as the owner, does that. Every embedq function is SECURITY INVOKER: calling one never grants more
--- than the caller's own table privileges, so the table grants below are the real boundary.
--- (Functions keep PostgreSQL's default EXECUTE for PUBLIC, but PUBLIC has no USAGE on schema
--- embedq, so only these roles can reach them; the explicit EXECUTE grants keep them working
--- if you revoke that default.)
+-- section 6): only `embedq migrate`, run as the owner, does that. Every embedq function is
+-- SECURITY INVOKER: calling one never grants more than the caller's own table privileges, so
+-- the table grants below are the real boundary. (Functions keep PostgreSQL's default EXECUTE
+-- for PUBLIC, but PUBLIC has no USAGE on schema embedq, so only these roles can reach them;
+-- the explicit EXECUTE grants keep them working if you revoke that default.)
 
 -- 1. The roles ---------------------------------------------------------------------------------
 -- Group roles, NOLOGIN: log in as a member, or make the role itself a login:
@@ -69,6 +69,9 @@ GRANT USAGE ON SCHEMA embedq TO embedq_listener, embedq_webhook, embedq_app_writ
 -- models: model_ensure records the model (INSERT); `embedq models activate` (UPDATE).
 -- search_log: `embedq search` logs (INSERT); `embedq maintenance` prunes (DELETE).
 -- sources: read-only. Registering a table creates triggers: the owner's job, not a service's.
+-- The operator CLI works with this role too (status, search, backfill, replay, verify [--fix],
+-- jobs, models list/activate, maintenance); `embedq migrate`, `embedq models drop` (it drops an
+-- index) and register_source/unregister_source need the owner.
 GRANT SELECT, INSERT, UPDATE, DELETE ON embedq.jobs, embedq.embeddings, embedq.workers TO embedq_listener;
 GRANT SELECT, UPDATE, DELETE ON embedq.job_inbox TO embedq_listener;
 GRANT SELECT ON embedq.sources TO embedq_listener;
@@ -78,8 +81,8 @@ GRANT SELECT, INSERT, DELETE ON embedq.search_log TO embedq_listener;
 GRANT EXECUTE ON FUNCTION
     embedq.jobs_ingest, embedq.jobs_claim, embedq.jobs_claim_dispatch, embedq.jobs_set_message,
     embedq.jobs_undispatch, embedq.jobs_complete, embedq.jobs_fail, embedq.jobs_rescue,
-    embedq.jobs_requeue, embedq.jobs_cancel,
-    embedq.source_rows, embedq.backfill,
+    embedq.jobs_requeue, embedq.jobs_cancel, embedq.jobs_queue, embedq.jobs_announce,
+    embedq.source_rows, embedq.source_page, embedq.backfill,
     embedq.model_ensure, embedq.model_activate, embedq.model_index_state, embedq.model_index_ddl,
     embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name
 TO embedq_listener;
@@ -98,7 +101,7 @@ GRANT SELECT, INSERT, DELETE ON embedq.search_log TO embedq_webhook;
 
 GRANT EXECUTE ON FUNCTION
     embedq.jobs_ingest, embedq.jobs_accept, embedq.jobs_complete, embedq.jobs_fail,
-    embedq.jobs_dead_by_message, embedq.jobs_requeue,
+    embedq.jobs_dead_by_message, embedq.jobs_requeue, embedq.jobs_announce,
     embedq.source_rows, embedq.model_ensure, embedq.model_index_state,
     embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name
 TO embedq_webhook;

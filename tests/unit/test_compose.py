@@ -1,0 +1,302 @@
+"""docker-compose.yml, Dockerfile and .dockerignore, checked by parsing (no Docker engine here):
+the services exist and are wired in order, every app command is one the CLI accepts, and every
+environment variable is one embedq reads."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import yaml
+
+import embedq.cli
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_SERVICES = ("migrate", "listener", "webhook")
+#: names of variables outside embedq that the compose file may use: the database's own
+EXTERNAL_VARIABLE = re.compile(r"^(DATABASE_URL|POSTGRES_[A-Z0-9_]+)$")
+#: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error} (but not $${...}, an escaped $)
+INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def services(compose) -> dict[str, Any]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def cli_commands() -> dict[str, Any]:
+    return typer.main.get_command(embedq.cli.app).commands
+
+
+def command_args(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(part) for part in command]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str | None]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    return {str(k): (None if v is None else str(v)) for k, v in env.items()}
+
+
+def strings(node: Any) -> list[str]:
+    """Every string value in the parsed file (comments are gone; anchors are expanded)."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in strings(value)]
+    return []
+
+
+def interpolations(compose: dict[str, Any]) -> list[tuple[str, str]]:
+    return [found for value in strings(compose) for found in INTERPOLATION.findall(value)]
+
+
+def read_variables() -> set[str]:
+    """Every environment variable embedq reads: the names in settings.py (all of them come
+    through Settings.from_env), plus any os.environ / getenv lookup elsewhere in the code."""
+    names = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (ROOT / "embedq" / "settings.py").read_text(encoding="utf-8")))
+    for package in ("embedq", "listener", "webhook"):
+        for source in (ROOT / package).rglob("*.py"):
+            names |= set(re.findall(r'(?:environ\.get|getenv|environ\[)\(?\s*"([A-Z][A-Z0-9_]+)"',
+                                    source.read_text(encoding="utf-8")))
+    return names
+
+
+# -- services -----------------------------------------------------------------------------------
+
+
+def test_the_services_exist(services):
+    assert {"db", "migrate", "listener", "webhook"} <= set(services)
+
+
+def test_the_database_is_pgvector_with_a_readiness_check_and_a_named_volume(compose, services):
+    db = services["db"]
+    assert db["image"].startswith("pgvector/pgvector:")
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    volume = db["volumes"][0].split(":")[0]
+    assert volume in (compose.get("volumes") or {})
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_are_built_from_the_dockerfile(services, name):
+    build = services[name]["build"]
+    assert build["context"] == "."
+    assert build.get("dockerfile", "Dockerfile") == "Dockerfile"
+    assert "entrypoint" not in services[name]  # the image's ENTRYPOINT ["embedq"] runs the command
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_commands_are_commands_the_cli_accepts(services, cli_commands, name):
+    args = command_args(services[name])
+    assert args, f"{name} has no command"
+    assert args[0] in cli_commands, f"{name}: `embedq {args[0]}` is not a command ({sorted(cli_commands)})"
+    command = cli_commands[args[0]]
+    # click parses the options exactly as `embedq` would (unknown options, bad values, a missing
+    # argument all raise); the command itself is not run.
+    with command.make_context(f"embedq {args[0]}", list(args[1:])) as ctx:
+        assert not ctx.args, f"{name}: unexpected extra arguments {ctx.args}"
+
+
+def test_the_commands_are_the_ones_each_service_is_for(services):
+    assert command_args(services["migrate"]) == ["migrate"]
+    assert command_args(services["listener"])[0] == "listen"
+    assert "--drain" not in command_args(services["listener"])  # a service, not a one-shot
+    webhook = command_args(services["webhook"])
+    assert webhook[0] == "serve"
+    assert webhook[webhook.index("--host") + 1] == "0.0.0.0"
+    assert webhook[webhook.index("--port") + 1] == "8000"
+
+
+def test_the_cli_rejects_what_it_should(cli_commands):
+    """The make_context check above is a real check: it fails on options the CLI lacks.
+    (typer ships its own copy of click: its errors are TyperExceptions.)"""
+    with pytest.raises(typer.TyperException, match="--bogus"):
+        cli_commands["serve"].make_context("embedq serve", ["--bogus"])
+    with pytest.raises(typer.BadParameter):
+        cli_commands["serve"].make_context("embedq serve", ["--port", "not-a-port"])
+
+
+def test_migrate_runs_once_after_the_database_is_healthy(services):
+    migrate = services["migrate"]
+    assert str(migrate["restart"]) == "no"
+    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", ["listener", "webhook"])
+def test_services_start_after_a_successful_migration(services, name):
+    depends_on = services[name]["depends_on"]
+    assert depends_on["migrate"]["condition"] == "service_completed_successfully"
+    for dependency in depends_on.values():
+        assert dependency["condition"] == "service_completed_successfully"
+
+
+def test_the_webhook_publishes_port_8000_and_checks_its_health(services):
+    webhook = services["webhook"]
+    published = []
+    for port in webhook["ports"]:
+        if isinstance(port, dict):
+            published.append((str(port.get("published")), str(port["target"])))
+        else:
+            *_, host_port, container_port = str(port).split(":")
+            published.append((host_port, container_port.split("/")[0]))
+    assert ("8000", "8000") in published
+    check = webhook["healthcheck"]
+    assert not check.get("disable")
+    test = check["test"]
+    assert test[0] in ("CMD", "CMD-SHELL")
+    assert "/healthz" in " ".join(test)
+    if test[:3] == ["CMD", "python", "-c"]:
+        compile(test[3], "<webhook healthcheck>", "exec")
+
+
+def test_the_roles_service_applies_roles_sql_after_migrate(services):
+    roles = services.get("roles")
+    if roles is None:
+        pytest.skip("no roles service")
+    assert roles["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert any(str(v).startswith("./sql/roles.sql:") for v in roles["volumes"])
+    assert str(roles["restart"]) == "no"
+
+
+# -- environment ----------------------------------------------------------------------------------
+
+
+def test_every_environment_variable_is_one_embedq_reads(compose, services):
+    known = read_variables()
+    assert {"DATABASE_URL", "EMBEDQ_PROVIDER", "QSTASH_TOKEN", "EMBEDQ_WEBHOOK_URL", "EMBEDQ_SAMPLE_SCHEMA"} <= known
+    named: dict[str, str] = {}
+    for service_name, service in services.items():
+        for variable in environment(service):
+            named.setdefault(variable, f"services.{service_name}.environment")
+    for variable, _ in interpolations(compose):
+        named.setdefault(variable, "an interpolation")
+    unknown = {v: where for v, where in named.items() if v not in known and not EXTERNAL_VARIABLE.match(v)}
+    assert not unknown, f"variables embedq does not read: {unknown}"
+
+
+def test_the_app_services_get_the_documented_settings(services):
+    documented = {
+        "DATABASE_URL", "EMBEDQ_PROVIDER", "EMBEDQ_MODEL", "EMBEDQ_DIMENSIONS", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+        "QSTASH_TOKEN", "QSTASH_URL", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY",
+        "EMBEDQ_WEBHOOK_URL", "EMBEDQ_LOG_FORMAT",
+    }
+    for name in APP_SERVICES:
+        env = environment(services[name])
+        assert documented <= set(env), f"{name} lacks {documented - set(env)}"
+        assert env["EMBEDQ_LOG_FORMAT"] == "json"
+    assert "EMBEDQ_SAMPLE_SCHEMA" in environment(services["migrate"])
+    webhook = environment(services["webhook"])
+    assert {"EMBEDQ_HOST", "EMBEDQ_PORT"} <= set(webhook)
+
+
+def test_each_service_connects_as_its_own_role(services):
+    users = {}
+    for name in APP_SERVICES:
+        url = environment(services[name])["DATABASE_URL"]
+        match = re.match(r"postgres(?:ql)?://([^:@/]+)", url)
+        assert match, url
+        users[name] = match.group(1)
+    assert users["listener"] == "embedq_listener"
+    assert users["webhook"] == "embedq_webhook"
+    assert users["migrate"] == environment(services["db"])["POSTGRES_USER"]  # the owner
+
+
+def test_secrets_have_defaults_so_compose_config_needs_no_env_file(compose):
+    found = interpolations(compose)
+    secrets = {"POSTGRES_PASSWORD", "OPENAI_API_KEY", "QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY"}
+    assert secrets <= {variable for variable, _ in found}
+    for variable, modifier in found:
+        assert modifier.startswith((":-", "-")), f"${{{variable}}} has no default"
+
+
+# -- Dockerfile ---------------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comment lines dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        full = pending + stripped
+        pending = ""
+        keyword, _, arguments = full.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+    assert not pending, "the Dockerfile ends inside a continuation"
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def test_the_dockerfile_builds_on_python_slim_and_runs_embedq():
+    instructions = dockerfile_instructions()
+    for keyword, arguments in instructions:
+        if keyword == "FROM":
+            assert arguments.split()[0] == "python:3.11-slim"
+    stage = final_stage()
+    by_keyword: dict[str, list[str]] = {}
+    for keyword, arguments in stage:
+        by_keyword.setdefault(keyword, []).append(arguments)
+
+    assert json.loads(by_keyword["ENTRYPOINT"][-1]) == ["embedq"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert "embedq" in scripts
+    assert json.loads(by_keyword["CMD"][-1]) == ["up"]
+    assert "8000" in {port.split("/")[0] for ports in by_keyword["EXPOSE"] for port in ports.split()}
+    user = by_keyword["USER"][-1]
+    assert user not in ("root", "0") and not user.startswith(("root:", "0:"))
+
+
+def test_the_dockerfile_installs_the_repo_in_place():
+    stage = final_stage()
+    copy_all = next(i for i, (k, a) in enumerate(stage) if k == "COPY" and a.split()[-2:] == [".", "."])
+    install = next(i for i, (k, a) in enumerate(stage) if k == "RUN" and "pip install -e ." in a)
+    assert copy_all < install
+
+
+def test_the_dockerfile_healthcheck_calls_healthz_with_python():
+    (arguments,) = [a for k, a in final_stage() if k == "HEALTHCHECK"]
+    exec_form = json.loads(arguments[arguments.index("CMD") + 3:].strip())
+    assert exec_form[:2] == ["python", "-c"]
+    assert "/healthz" in exec_form[2] and "urllib" in exec_form[2]
+    compile(exec_form[2], "<healthcheck>", "exec")
+
+
+def test_the_dockerignore_keeps_local_state_out_and_the_package_in():
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.startswith("#")]
+    for excluded in (".venv", ".embedq", ".git"):
+        assert excluded in patterns
+    needed = ["pyproject.toml", "README.md", "alembic.ini", "sql/roles.sql", "sql/queries.sql",
+              "sql/schema/0001_embedq.sql", "alembic/env.py", "embedq/cli.py", "listener/worker.py", "webhook/app.py"]
+    for path in needed:
+        assert (ROOT / path).exists(), path
+        for pattern in patterns:
+            bare = pattern.lstrip("!").removeprefix("**/").rstrip("/")
+            assert not (fnmatch.fnmatch(path, bare) or path.startswith(bare + "/")), f"{pattern} excludes {path}"
