@@ -12,22 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import math
 from collections.abc import AsyncIterator
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from embedq import db
 from embedq.errors import EmbedqError, InvalidInput
-from embedq.jobs import Job
+from embedq.jobs import Job, JobStatus
 from embedq.maintenance import run_maintenance
 from embedq.processing import Processor
 from embedq.providers import create_embedder
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 NON_RETRYABLE = 489
 MAX_JOBS_PER_MESSAGE = 10_000
+DASHBOARD = Path(__file__).with_name("dashboard.html")
+MAX_JOBS_LISTED = 500
 
 
 class BodyTooLarge(Exception):
@@ -126,6 +130,9 @@ async def post_jobs(request: Request) -> Response:
         outcome = await state.processor.process(jobs) if jobs else None
     except db.CONNECTION_ERRORS as exc:
         return error(503, f"database unavailable: {exc}", **{"Retry-After": "5"})
+    except (asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError,
+            asyncpg.SerializationError, asyncpg.QueryCanceledError) as exc:
+        return error(503, f"transient database conflict, retry: {exc}", **{"Retry-After": "1"})
     skipped = sorted(set(ids) - {j.id for j in jobs})
     result: dict[str, Any] = {"accepted": [j.id for j in jobs], "skipped": skipped}
     if outcome is None:
@@ -256,6 +263,89 @@ async def get_metrics(request: Request) -> Response:
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+# -- operator dashboard and admin routes (EMBEDQ_ADMIN_TOKEN) ------------------------------
+
+
+def admin_denied(request: Request, *, allow_query_token: bool = False) -> Response | None:
+    """None when the request carries the admin token; otherwise a 403 answer.
+    The token comes as `Authorization: Bearer <token>`; only GET / also accepts `?token=`
+    (a link to open the page): state-changing routes never do, so a cross-site form cannot
+    trigger them."""
+    expected = request.app.state.embedq.settings.admin_token
+    if not expected:
+        return error(403, "the admin routes are disabled: set EMBEDQ_ADMIN_TOKEN to enable them")
+    given = None
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        given = credentials.strip()
+    elif allow_query_token:
+        given = request.query_params.get("token")
+    if not given:
+        return error(403, "admin token required: open /?token=<EMBEDQ_ADMIN_TOKEN>, "
+                          "or send Authorization: Bearer <EMBEDQ_ADMIN_TOKEN>")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        return error(403, "wrong admin token")
+    return None
+
+
+async def get_dashboard(request: Request) -> Response:
+    denied = admin_denied(request, allow_query_token=True)
+    if denied is not None:
+        return denied
+    return HTMLResponse(DASHBOARD.read_text(encoding="utf-8"), headers={
+        "Cache-Control": "no-store",
+        "Referrer-Policy": "no-referrer",  # the token is in the page's URL
+        "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'unsafe-inline'; "
+                                   "style-src 'unsafe-inline'; frame-ancestors 'none'",
+    })
+
+
+async def get_jobs(request: Request) -> Response:
+    denied = admin_denied(request)
+    if denied is not None:
+        return denied
+    state: State = request.app.state.embedq
+    status = request.query_params.get("status", JobStatus.DEAD.value)
+    if status not in {s.value for s in JobStatus}:
+        return error(400, f"status must be one of {', '.join(s.value for s in JobStatus)}")
+    try:
+        limit = int(request.query_params.get("limit", "20"))
+    except ValueError:
+        return error(400, "limit must be an integer")
+    if not 1 <= limit <= MAX_JOBS_LISTED:
+        return error(400, f"limit must be between 1 and {MAX_JOBS_LISTED}")
+    try:
+        rows = await state.pool.fetch(query("jobs_recent"), status, limit)
+    except db.CONNECTION_ERRORS as exc:
+        return error(503, f"database unavailable: {exc}")
+    return JSONResponse({"jobs": [{**dict(r), "updated_at": r["updated_at"].isoformat()} for r in rows]})
+
+
+async def post_job_replay(request: Request) -> Response:
+    denied = admin_denied(request)
+    if denied is not None:
+        return denied
+    state: State = request.app.state.embedq
+    job_id: int = request.path_params["id"]
+    if not 1 <= job_id < 2**63:
+        return error(404, f"job {job_id} does not exist")
+    try:
+        async with state.pool.acquire() as conn:
+            async with conn.transaction():
+                rows = await conn.fetch(query("jobs_requeue"), [job_id])
+            job = await conn.fetchrow(query("jobs_get"), job_id)
+    except db.CONNECTION_ERRORS as exc:
+        return error(503, f"database unavailable: {exc}")
+    if job is None:
+        return error(404, f"job {job_id} does not exist")
+    if not rows:
+        return error(409, f"job {job_id} is {job['status']}; only failed, dead or done jobs can be replayed")
+    merged_into = rows[0]["merged_into"]
+    logger.info("job replayed", extra={"action": "replay", "job_id": job_id, "merged_into": merged_into})
+    return JSONResponse({"id": job_id, "status": str(job["status"]), "merged_into": merged_into})
+
+
 def build_verifiers(settings: Settings) -> dict[str, SignatureVerifier]:
     if not settings.qstash_current_signing_key or not settings.webhook_url:
         return {}
@@ -292,7 +382,10 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
 
     return Starlette(
         routes=[
+            Route("/", get_dashboard, methods=["GET"]),
             Route("/v1/jobs", post_jobs, methods=["POST"]),
+            Route("/v1/jobs", get_jobs, methods=["GET"]),
+            Route("/v1/jobs/{id:int}/replay", post_job_replay, methods=["POST"]),
             Route("/v1/failures", post_failures, methods=["POST"]),
             Route("/v1/maintenance", post_maintenance, methods=["POST"]),
             Route("/healthz", get_healthz, methods=["GET"]),

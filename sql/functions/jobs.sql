@@ -158,7 +158,8 @@ LANGUAGE sql
 AS $$
     WITH changed AS (
         UPDATE embedq.jobs SET message_id = p_message_id, updated_at = now()
-        WHERE id = ANY (p_ids) AND status = 'dispatched'
+        WHERE id IN (SELECT x.id FROM embedq.jobs x WHERE x.id = ANY (p_ids) AND x.status = 'dispatched'
+                     ORDER BY x.id FOR UPDATE)
         RETURNING id, content_type, source_id
     )
     SELECT FROM changed HAVING embedq.jobs_announce(
@@ -185,6 +186,11 @@ CREATE OR REPLACE FUNCTION embedq.jobs_accept(p_ids bigint[], p_worker text, p_l
 RETURNS SETOF embedq.jobs
 LANGUAGE sql
 AS $$
+    -- FOR UPDATE waits rather than skips: QStash may deliver before the publisher's
+    -- jobs_set_message has committed, and a skipped job would sit `dispatched` until the
+    -- dispatch timeout. The wait is milliseconds; after it the status is checked again, so a
+    -- duplicate delivery finds the jobs `processing` (or done) and leaves them. Rows are locked
+    -- in id order, like jobs_set_message does, so the two cannot deadlock.
     WITH acceptable AS (
         SELECT j.id FROM embedq.jobs j
         WHERE j.id = ANY (p_ids) AND j.status IN ('dispatched', 'pending', 'failed')
@@ -193,7 +199,7 @@ AS $$
               WHERE busy.status = 'processing'
                 AND busy.content_type = j.content_type AND busy.source_id = j.source_id)
         ORDER BY j.id
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE
     )
     UPDATE embedq.jobs j
     SET status = 'processing', attempts = j.attempts + 1, locked_by = p_worker,

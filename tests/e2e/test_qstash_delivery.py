@@ -321,3 +321,24 @@ async def test_a_message_without_outcome_is_published_again(conn, settings):
 
 async def _message_count(delivery: Delivery, at_least: int) -> bool:
     return delivery.qstash.counters.messages >= at_least
+
+
+async def test_a_delivery_that_overtakes_the_publishers_commit_still_processes_the_jobs(conn, dsn, delivery):
+    from embedq import db
+
+    await conn.execute("INSERT INTO courses (title) SELECT 'race ' || g FROM generate_series(1, 5) g")
+    ids = await dispatch_all(conn)
+    publisher = await db.connect(dsn, "embedq-tests-publisher")  # recording the message id, not committed yet
+    transaction = publisher.transaction()
+    await transaction.start()
+    await publisher.execute("SELECT embedq.jobs_set_message($1::bigint[], 'msg_race')", ids)
+    body = jobs_body(ids)
+    delivered = asyncio.create_task(delivery.post_jobs(
+        body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)))
+    await asyncio.sleep(0.5)
+    assert not delivered.done()  # the webhook waits for the publisher's transaction...
+    await transaction.commit()
+    await publisher.close()
+    response = await delivered
+    assert response.status_code == 200 and response.json()["accepted"] == ids  # ...then takes every job
+    assert (await job_statuses(conn)) == {"done": 5}
