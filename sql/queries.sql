@@ -63,6 +63,10 @@ SELECT * FROM embedq.jobs_requeue($1::bigint[])
 -- name: jobs_cancel
 SELECT * FROM embedq.jobs_cancel($1)
 
+-- name: jobs_recent
+SELECT id, content_type, source_id, status::text, attempts, last_error, updated_at
+FROM embedq.jobs WHERE status = $1::embedq.job_status ORDER BY updated_at DESC LIMIT $2
+
 -- name: jobs_get
 SELECT * FROM embedq.jobs WHERE id = $1
 
