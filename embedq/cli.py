@@ -315,6 +315,7 @@ def serve(port: PortOption = None, host: HostOption = None) -> None:
 @app.command()
 def maintenance(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also requeue every failed job now.")] = False,
+    done_days: Annotated[int, typer.Option("--done-days", help="Keep done jobs this many days.", min=0)] = 7,
     as_json: JsonOption = False,
 ) -> None:
     """Prune done jobs older than 7 days and searches older than 30, requeue overlooked failures."""
@@ -323,7 +324,7 @@ def maintenance(
     async def run(settings: Settings):
         async with db.session(settings) as conn:
             await db.ensure_migrated(conn)
-            return await run_maintenance(conn, retry_all_failed=retry_failed)
+            return await run_maintenance(conn, retry_all_failed=retry_failed, done_keep_days=done_days)
 
     report = _run(run)
     if as_json:
