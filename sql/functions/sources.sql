@@ -221,6 +221,34 @@ BEGIN
 END
 $$;
 
+-- The registration of a content type, or a clear error.
+CREATE OR REPLACE FUNCTION embedq._registered_source(p_content_type text)
+RETURNS embedq.sources
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source embedq.sources;
+BEGIN
+    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = p_content_type;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(coalesce(p_content_type, 'NULL'))
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN v_source;
+END
+$$;
+
+-- The SQL type of a source's key column (bigint, uuid, text, ...), to cast text ids back.
+CREATE OR REPLACE FUNCTION embedq._key_type(p_source embedq.sources)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+    WHERE a.attrelid = p_source.table_name::regclass AND a.attname = p_source.key_column
+$$;
+
 -- The rows behind a batch of jobs, one query per content type: each requested source id
 -- that still exists comes back with its registered fields as jsonb. Ids that are not valid
 -- for the key's type cannot name a row and are treated like deleted rows.
@@ -233,13 +261,8 @@ DECLARE
     v_source embedq.sources;
     v_key_type text;
 BEGIN
-    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = p_content_type;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(p_content_type)
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type FROM pg_attribute a
-    WHERE a.attrelid = v_source.table_name::regclass AND a.attname = v_source.key_column;
+    v_source := embedq._registered_source(p_content_type);
+    v_key_type := embedq._key_type(v_source);
     RETURN QUERY EXECUTE format(
         'SELECT t.%1$I::text, jsonb_build_object(%2$s) FROM %3$s t '
         'WHERE t.%1$I = ANY (ARRAY(SELECT id::%4$s FROM unnest($1::text[]) id WHERE pg_input_is_valid(id, %5$L)))',
@@ -265,13 +288,8 @@ DECLARE
     v_source embedq.sources;
     v_key_type text;
 BEGIN
-    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = p_content_type;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(coalesce(p_content_type, 'NULL'))
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type FROM pg_attribute a
-    WHERE a.attrelid = v_source.table_name::regclass AND a.attname = v_source.key_column;
+    v_source := embedq._registered_source(p_content_type);
+    v_key_type := embedq._key_type(v_source);
     RETURN QUERY EXECUTE format($q$
         WITH batch AS (
             SELECT t.%1$I AS k FROM %2$s t
@@ -302,13 +320,8 @@ DECLARE
     v_source embedq.sources;
     v_key_type text;
 BEGIN
-    SELECT * INTO v_source FROM embedq.sources s WHERE s.content_type = p_content_type;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'embedq: content type % is not registered', quote_literal(coalesce(p_content_type, 'NULL'))
-            USING ERRCODE = 'undefined_object';
-    END IF;
-    SELECT format_type(a.atttypid, a.atttypmod) INTO v_key_type FROM pg_attribute a
-    WHERE a.attrelid = v_source.table_name::regclass AND a.attname = v_source.key_column;
+    v_source := embedq._registered_source(p_content_type);
+    v_key_type := embedq._key_type(v_source);
     RETURN QUERY EXECUTE format(
         'SELECT t.%1$I::text, jsonb_build_object(%2$s) FROM %3$s t '
         'WHERE $1::text IS NULL OR t.%1$I > $1::%4$s ORDER BY t.%1$I LIMIT $2',
