@@ -14,7 +14,7 @@ SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4)
 SELECT embedq.jobs_ingest()
 
 -- name: jobs_claim_dispatch
-SELECT * FROM embedq.jobs_claim_dispatch($1, $2, make_interval(secs => $3), $4)
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched')
 
 -- name: jobs_set_message
 SELECT embedq.jobs_set_message($1::bigint[], $2)

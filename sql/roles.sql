@@ -79,7 +79,7 @@ GRANT SELECT, INSERT, UPDATE ON embedq.models TO embedq_listener;
 GRANT SELECT, INSERT, DELETE ON embedq.search_log TO embedq_listener;
 
 GRANT EXECUTE ON FUNCTION
-    embedq.jobs_ingest, embedq.jobs_claim, embedq.jobs_claim_dispatch, embedq.jobs_set_message,
+    embedq.jobs_ingest, embedq.jobs_claim, embedq.jobs_set_message,
     embedq.jobs_undispatch, embedq.jobs_complete, embedq.jobs_fail, embedq.jobs_rescue,
     embedq.jobs_requeue, embedq.jobs_cancel, embedq.jobs_queue, embedq.jobs_announce,
     embedq.source_rows, embedq.source_page, embedq.backfill,

@@ -134,10 +134,18 @@ async def post_jobs(request: Request) -> Response:
             asyncpg.SerializationError, asyncpg.QueryCanceledError) as exc:
         return error(503, f"transient database conflict, retry: {exc}", **{"Retry-After": "1"})
     skipped = sorted(set(ids) - {j.id for j in jobs})
-    result: dict[str, Any] = {"accepted": [j.id for j in jobs], "skipped": skipped}
+    # Skipped jobs that are done, dead or processing (a duplicate delivery) need nothing more.
+    # One still waiting was held back because another job of its row is in progress: QStash
+    # must bring it again, or it would sit `dispatched` until the dispatch timeout.
+    waiting = [r["id"] for r in await state.pool.fetch(query("jobs_get_many"), skipped)
+               if r["status"] in ("dispatched", "pending", "failed")] if skipped else []
+    result: dict[str, Any] = {"accepted": [j.id for j in jobs], "skipped": skipped, "waiting": waiting}
+    if outcome is not None:
+        result.update(done=outcome.done, failed=outcome.failed, dead=outcome.dead)
+    if waiting and not (outcome and outcome.failed):
+        return JSONResponse(result, status_code=503, headers={"Retry-After": "5"})
     if outcome is None:
         return JSONResponse(result)
-    result.update(done=outcome.done, failed=outcome.failed, dead=outcome.dead)
     if outcome.failed:
         headers = {"Retry-After": str(math.ceil(outcome.retry_after))} if outcome.retry_after else {}
         return JSONResponse(result, status_code=503, headers=headers)

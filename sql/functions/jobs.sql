@@ -82,51 +82,27 @@ $$;
 
 -- Claims up to p_limit runnable jobs, most urgent first, and leases them to p_worker.
 -- FOR UPDATE SKIP LOCKED lets any number of listeners claim side by side without waiting on
--- each other's rows. A job whose source already has a job in processing is left for later:
--- two workers embedding the same row at once could otherwise commit an older text last.
+-- each other's rows. A job whose source already has a job in flight (processing, or
+-- dispatched to QStash) is left for later: two workers embedding the same row at once could
+-- otherwise commit an older text last.
+-- p_to = 'processing': the listener processes them itself (one more attempt).
+-- p_to = 'dispatched' (QStash mode): they are published, with a lease as long as QStash may
+-- take to deliver them, retries included; the rescuer re-publishes them if neither the
+-- webhook nor the failure callback has ended them by then. Attempts are counted where the
+-- work happens, when the webhook accepts them.
 -- p_max_attempts (the claiming listener's EMBEDQ_MAX_ATTEMPTS) replaces the table default
 -- the triggers wrote, which cannot know the listener's setting.
 CREATE OR REPLACE FUNCTION embedq.jobs_claim(p_worker text, p_limit integer, p_lease interval,
-                                             p_max_attempts integer DEFAULT NULL)
+                                             p_max_attempts integer DEFAULT NULL,
+                                             p_to embedq.job_status DEFAULT 'processing')
 RETURNS SETOF embedq.jobs
 LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM embedq.jobs_ingest();
-    RETURN QUERY
-    WITH claimable AS (
-        SELECT j.id
-        FROM embedq.jobs j
-        WHERE j.status IN ('pending', 'failed')
-          AND j.run_after <= now()
-          AND NOT EXISTS (
-              SELECT 1 FROM embedq.jobs busy
-              WHERE busy.status = 'processing'
-                AND busy.content_type = j.content_type AND busy.source_id = j.source_id)
-        ORDER BY j.priority, j.run_after, j.id
-        LIMIT p_limit
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE embedq.jobs j
-    SET status = 'processing', attempts = j.attempts + 1, locked_by = p_worker,
-        lease_expires_at = now() + p_lease, updated_at = now(),
-        max_attempts = coalesce(p_max_attempts, j.max_attempts)
-    FROM claimable
-    WHERE j.id = claimable.id
-    RETURNING j.*;
-END
-$$;
-
--- QStash mode: claims runnable jobs for publishing. They go straight to `dispatched` with a
--- lease as long as QStash may take to deliver them (its retries included); the rescuer
--- re-publishes them if neither the webhook nor the failure callback has ended them by then.
--- Attempts are counted where the work happens: when the webhook accepts the jobs.
-CREATE OR REPLACE FUNCTION embedq.jobs_claim_dispatch(p_worker text, p_limit integer, p_lease interval,
-                                                      p_max_attempts integer DEFAULT NULL)
-RETURNS SETOF embedq.jobs
-LANGUAGE plpgsql
-AS $$
-BEGIN
+    IF p_to NOT IN ('processing', 'dispatched') THEN
+        RAISE EXCEPTION 'embedq: jobs are claimed for processing or dispatched, not %', p_to
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM embedq.jobs_ingest();
     RETURN QUERY
     WITH claimable AS (
@@ -143,7 +119,8 @@ BEGIN
         FOR UPDATE SKIP LOCKED
     )
     UPDATE embedq.jobs j
-    SET status = 'dispatched', locked_by = p_worker, lease_expires_at = now() + p_lease, updated_at = now(),
+    SET status = p_to, attempts = j.attempts + (p_to = 'processing')::integer, locked_by = p_worker,
+        lease_expires_at = now() + p_lease, updated_at = now(),
         max_attempts = coalesce(p_max_attempts, j.max_attempts)
     FROM claimable
     WHERE j.id = claimable.id

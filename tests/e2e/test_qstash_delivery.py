@@ -79,7 +79,7 @@ async def job_statuses(conn) -> dict[str, int]:
 
 async def dispatch_all(conn) -> list[int]:
     """Claim every pending job for dispatch, as the listener does, without publishing."""
-    rows = await conn.fetch("SELECT * FROM embedq.jobs_claim_dispatch('test', 1000, '1 hour')")
+    rows = await conn.fetch("SELECT * FROM embedq.jobs_claim('test', 1000, '1 hour', NULL, 'dispatched')")
     return [r["id"] for r in rows]
 
 
@@ -342,3 +342,17 @@ async def test_a_delivery_that_overtakes_the_publishers_commit_still_processes_t
     response = await delivered
     assert response.status_code == 200 and response.json()["accepted"] == ids  # ...then takes every job
     assert (await job_statuses(conn)) == {"done": 5}
+
+
+async def test_a_job_held_back_by_another_job_of_its_row_is_redelivered(conn, delivery):
+    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('busy row') RETURNING id")
+    ids = await dispatch_all(conn)
+    # another job of the same row is being processed elsewhere right now
+    await conn.execute("INSERT INTO embedq.jobs (content_type, source_id, status, attempts, lease_expires_at) "
+                       "VALUES ('course', $1, 'processing', 1, now() + interval '1 minute')", str(course))
+    body = jobs_body(ids)
+    response = await delivery.post_jobs(
+        body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body))
+    assert response.status_code == 503 and response.json()["waiting"] == ids
+    assert response.headers["retry-after"] == "5"
+    assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", ids[0]) == "dispatched"
