@@ -17,6 +17,11 @@ from embedq import db, migrations
 from embedq.settings import Settings
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--faults-long", action="store_true", default=False,
+                     help="run the fault-injection scenarios in tests/faults at full scale (make faults)")
+
+
 @pytest.fixture(scope="session")
 def embedded_server():
     # A short path: the server's Unix socket lives in its data directory (107-byte limit).
