@@ -387,6 +387,9 @@ BACKFILL_BATCH = 5_000
 def backfill(
     content_type: Annotated[str, typer.Option("--type", "-t", help="The content type to queue every row of.")],
     priority: Annotated[int, typer.Option(help="Priority of the queued jobs (1 = most urgent).", min=1, max=9)] = 9,
+    model: Annotated[str | None, typer.Option(
+        "--model", "-m", help="Fill this model side by side with the active one (search keeps using the "
+                              "active one until `embedq models activate`). Default: the active model.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue every existing row of a content type, in batches of short transactions."""
@@ -398,6 +401,7 @@ def backfill(
             source = next((r for r in await conn.fetch(query("sources_list")) if r["content_type"] == content_type), None)
             if source is None:
                 raise InvalidInput(f"unknown content type {content_type!r}")
+            job_model = await _model_to_fill(conn, settings, model) if model is not None else None
             estimate = await conn.fetchval(
                 "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass", source["table_name"])
             queued, after = 0, None
@@ -405,7 +409,8 @@ def backfill(
                           TimeElapsedColumn(), console=Console(stderr=True), disable=as_json) as progress:
                 task = progress.add_task(content_type, total=estimate or None)
                 while True:
-                    row = await conn.fetchrow(query("backfill_batch"), content_type, after, BACKFILL_BATCH, priority)
+                    row = await conn.fetchrow(query("backfill_batch"), content_type, after, BACKFILL_BATCH, priority,
+                                              job_model)
                     if row["last_key"] is None:
                         break
                     queued += row["queued"]
@@ -415,9 +420,25 @@ def backfill(
 
     queued = _run(run)
     if as_json:
-        _print_json({"content_type": content_type, "queued": queued})
+        _print_json({"content_type": content_type, "queued": queued, "model": model})
     else:
-        console.print(f"queued {queued} {content_type} rows", highlight=False)
+        console.print(f"queued {queued} {content_type} rows" + (f" for model {model}" if model else ""),
+                      highlight=False)
+
+
+async def _model_to_fill(conn, settings: Settings, name: str) -> str | None:
+    """The model a backfill queues jobs for: None for the active model (its jobs carry no model),
+    else the name, marked maintained so that row changes queue jobs for it from now on too."""
+    recorded = await conn.fetchrow(query("models_get"), name)
+    if recorded is None:
+        if name != settings.model:
+            raise NotFound(f"model {name!r} is not known: run this with EMBEDQ_MODEL={name} (and its provider "
+                           "settings) so embedq can record its dimensions, or start a listener with it first")
+        recorded = await conn.fetchrow(query("models_ensure"), name, settings.provider, settings.dimensions)
+    if recorded["active"]:
+        return None
+    await conn.execute(query("models_maintain"), name)
+    return name
 
 
 # -- verify --------------------------------------------------------------------------------
@@ -429,8 +450,8 @@ def verify(
     fix: Annotated[bool, typer.Option("--fix", help="Queue jobs that repair what is found.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare every registered row's current text with its stored vectors (active model):
-    missing, stale, orphaned. Exit code 1 when drift is found."""
+    """Compare every registered row's current text with its stored vectors (the model EMBEDQ_MODEL
+    gives: the active one, or one being filled): missing, stale, orphaned. Exit code 1 on drift."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from embedq.providers import create_embedder
@@ -443,9 +464,12 @@ def verify(
             async with db.session(settings) as conn:
                 await db.ensure_migrated(conn)
                 active = await conn.fetchrow(query("models_active"))
-                if active is not None and active["name"] != embedder.model:
+                checked = await conn.fetchrow(query("models_get"), embedder.model)
+                is_active = active is None or active["name"] == embedder.model
+                if not is_active and not (checked and checked["maintained"]):
                     raise InvalidInput(f"the active model is {active['name']!r} but EMBEDQ_MODEL gives "
-                                       f"{embedder.model!r}: verify with the model that embeds")
+                                       f"{embedder.model!r}, which is not being filled either: verify with "
+                                       "the model that embeds")
                 with Progress(TextColumn("verify {task.description}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), console=Console(stderr=True), disable=as_json) as progress:
                     tasks: dict[str, object] = {}
@@ -459,7 +483,7 @@ def verify(
                         report = await run_verify(conn, embedder, settings, content_type, advance)
                     except ValueError as exc:
                         raise InvalidInput(str(exc)) from None
-                queued = await queue_fixes(conn, embedder.model, report) if fix else 0
+                queued = await queue_fixes(conn, embedder.model, report, active=is_active) if fix else 0
                 return report, queued
         finally:
             if hasattr(embedder, "aclose"):
@@ -581,7 +605,8 @@ def replay(
 
 @models_app.command("list")
 def models_list(as_json: JsonOption = False) -> None:
-    """Models with vectors in the database; the active one is what search uses."""
+    """Models with vectors in the database: the active one is what search uses; a filling one
+    (embedq backfill --model) follows row changes too, until it is activated or dropped."""
 
     async def run(settings: Settings):
         async with db.session(settings) as conn:
@@ -593,11 +618,12 @@ def models_list(as_json: JsonOption = False) -> None:
         _print_json(models)
         return
     table = Table()
-    for column in ("name", "provider", "dimensions", "vectors", "hnsw index", "active"):
+    for column in ("name", "provider", "dimensions", "vectors", "queued jobs", "hnsw index", "state"):
         table.add_column(column)
     for m in models:
-        table.add_row(m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), m["hnsw_index"],
-                      "yes" if m["active"] else "")
+        state = "active" if m["active"] else "filling" if m["maintained"] else ""
+        table.add_row(m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), str(m["queued"]),
+                      m["hnsw_index"], state)
     console.print(table)
 
 
@@ -606,7 +632,7 @@ def models_drop(
     name: Annotated[str, typer.Argument(help="A model that is not the active one.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a model's vectors and index (never the active model's)."""
+    """Delete a model's vectors, index and queued jobs (never the active model's)."""
     import sys as _sys
 
     async def run(settings: Settings) -> int:
@@ -625,28 +651,35 @@ def models_drop(
             async with conn.transaction():
                 await conn.execute(info["drop_index"])
                 deleted = await conn.fetchval(query("models_delete_vectors"), name)
+                jobs = await conn.fetchval(query("models_delete_jobs"), name)
                 await conn.execute(query("models_forget"), name)
-            return deleted
+            return deleted, jobs
 
-    deleted = _run(run)
-    console.print(f"dropped model {name}: {deleted} vectors deleted", highlight=False)
+    deleted, jobs = _run(run)
+    console.print(f"dropped model {name}: {deleted} vectors and {jobs} jobs deleted", highlight=False)
 
 
 @models_app.command("activate")
 def models_activate(name: Annotated[str, typer.Argument(help="A model from `embedq models list`.")]) -> None:
-    """Make search use this model from now on; other models keep their vectors."""
+    """Make search use this model from now on. The previous one keeps its vectors (search it with
+    --model) but no longer follows row changes; `embedq models drop` removes them."""
     import asyncpg
 
     async def run(settings: Settings):
         async with db.session(settings) as conn:
             await db.ensure_migrated(conn)
+            queued = {m["name"]: m["queued"] for m in await conn.fetch(query("models_list"))}
             try:
-                return await conn.fetchrow(query("models_activate"), name)
+                model = await conn.fetchrow(query("models_activate"), name)
             except asyncpg.UndefinedObjectError as exc:
                 raise NotFound(exc.args[0].removeprefix("embedq: ")) from None
+            return model, queued.get(name, 0)
 
-    model = _run(run)
+    model, queued = _run(run)
     console.print(f"active model: {model['name']} ({model['dimensions']} dimensions)", highlight=False)
+    if queued:
+        Console(stderr=True).print(f"warning: {queued} jobs of {name} are still queued; search misses those "
+                                   "rows until they are done", highlight=False)
 
 
 # -- demo ----------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class Job:
     last_error: str | None
     locked_by: str | None
     lease_expires_at: datetime | None
+    #: None: for the active model; a name: for that model only (filled side by side)
+    model: str | None = None
 
     @classmethod
     def from_record(cls, record: Any) -> Job:

@@ -120,8 +120,13 @@ class Processor:
         async with self.pool.acquire() as conn:
             sources = {r["content_type"]: r for r in await conn.fetch(query("sources_list"))}
             ids_by_type: dict[str, list[str]] = defaultdict(list)
-            for content_type, source_id in by_key:
-                if content_type not in sources:
+            for (content_type, source_id), jobs in by_key.items():
+                other_model = next((j.model for j in jobs if j.model not in (None, self.embedder.model)), None)
+                if other_model is not None:
+                    failures[(content_type, source_id)] = PermanentError(
+                        f"job queued for model {other_model!r} reached a worker embedding with "
+                        f"{self.embedder.model!r}: run it where EMBEDQ_MODEL={other_model}")
+                elif content_type not in sources:
                     failures[(content_type, source_id)] = PermanentError(
                         f"unknown content type {content_type!r}: it is not registered")
                 else:

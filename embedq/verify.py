@@ -110,9 +110,12 @@ async def _check_orphans(conn, model: str, content_type: str, drift: TypeDrift) 
         drift.orphaned.extend(i for i in page if i not in existing)
 
 
-async def fix(conn: asyncpg.Connection, model: str, report: dict[str, TypeDrift], priority: int = 3) -> int:
+async def fix(conn: asyncpg.Connection, model: str, report: dict[str, TypeDrift], priority: int = 3,
+              *, active: bool = True) -> int:
     """Queue the repairs: an upsert for missing and stale rows, a delete for orphans. Vectors of
-    types no longer registered are deleted at once (no source is left to process them)."""
+    types no longer registered are deleted at once (no source is left to process them).
+    active=False: the model is being filled side by side, and its repair jobs name it."""
+    job_model = None if active else model
     queued = 0
     async with conn.transaction():
         for content_type, drift in report.items():
@@ -121,8 +124,8 @@ async def fix(conn: asyncpg.Connection, model: str, report: dict[str, TypeDrift]
                 continue
             if drift.missing or drift.stale:
                 queued += await conn.fetchval(query("jobs_queue"), content_type, drift.missing + drift.stale,
-                                              JobOp.UPSERT.value, priority)
+                                              JobOp.UPSERT.value, priority, job_model)
             if drift.orphaned:
                 queued += await conn.fetchval(query("jobs_queue"), content_type, drift.orphaned,
-                                              JobOp.DELETE.value, priority)
+                                              JobOp.DELETE.value, priority, job_model)
     return queued

@@ -126,8 +126,14 @@ class Listener:
         try:
             async with self.pool.acquire() as conn:
                 await db.ensure_migrated(conn)
-                await conn.fetchrow(query("models_ensure"), self.embedder.model, self.embedder.provider,
-                                    self.embedder.dimensions)
+                model = await conn.fetchrow(query("models_ensure"), self.embedder.model, self.embedder.provider,
+                                            self.embedder.dimensions)
+            if not model["active"] and not model["maintained"]:
+                logger.warning(
+                    "this listener's model is neither the active one nor being filled: it only takes jobs "
+                    f"queued for it (embedq backfill --model {model['name']}); "
+                    f"embedq models activate {model['name']} makes it the active one",
+                    extra={"action": "start", "model": model["name"]})
             await self._announce()
             if not drain:
                 notifier = Notifier(self.dsn, f"{app}-notify", lambda _payload: self._wake.set())
@@ -191,12 +197,12 @@ class Listener:
 
     async def _claim(self, limit: int) -> list[Job]:
         rows = await self.pool.fetch(query("jobs_claim"), self.name, limit, self.config.lease_seconds,
-                                     self.config.max_attempts)
+                                     self.config.max_attempts, self.embedder.model)
         return [Job.from_record(r) for r in rows]
 
     async def _claim_for_dispatch(self) -> list[Job]:
         rows = await self.pool.fetch(query("jobs_claim_dispatch"), self.name, self.settings.dispatch_batch,
-                                     self.settings.dispatch_timeout, self.config.max_attempts)
+                                     self.settings.dispatch_timeout, self.config.max_attempts, self.embedder.model)
         return [Job.from_record(r) for r in rows]
 
     async def _work(self, drain: bool) -> None:

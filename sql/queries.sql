@@ -8,13 +8,13 @@ SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')
 SELECT to_regclass('embedq.jobs') IS NOT NULL
 
 -- name: jobs_claim
-SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4)
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'processing', $5)
 
 -- name: jobs_ingest
 SELECT embedq.jobs_ingest()
 
 -- name: jobs_claim_dispatch
-SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched')
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched', $5)
 
 -- name: jobs_set_message
 SELECT embedq.jobs_set_message($1::bigint[], $2)
@@ -148,9 +148,24 @@ SELECT count(*) >= $2 FROM (SELECT 1 FROM embedq.embeddings WHERE model = $1 LIM
 SELECT * FROM embedq.model_activate($1)
 
 -- name: models_list
-SELECT m.name, m.provider, m.dimensions, m.active, m.created_at, embedq.model_index_state(m.name) AS hnsw_index,
-       (SELECT count(*) FROM embedq.embeddings e WHERE e.model = m.name) AS vectors
+SELECT m.name, m.provider, m.dimensions, m.active, m.maintained, m.created_at,
+       embedq.model_index_state(m.name) AS hnsw_index,
+       (SELECT count(*) FROM embedq.embeddings e WHERE e.model = m.name) AS vectors,
+       (SELECT count(*) FROM embedq.jobs j
+        WHERE j.status IN ('pending', 'failed', 'processing', 'dispatched')
+          AND (j.model = m.name OR (j.model IS NULL AND m.active))) AS queued
 FROM embedq.models m ORDER BY m.created_at, m.name
+
+-- name: models_get
+SELECT * FROM embedq.models WHERE name = $1
+
+-- name: models_maintain
+UPDATE embedq.models SET maintained = true WHERE name = $1 AND NOT active RETURNING *
+
+-- name: models_delete_jobs
+-- a worker still processing one of them finds its claim gone and writes nothing
+WITH gone AS (DELETE FROM embedq.jobs WHERE model = $1 RETURNING 1)
+SELECT count(*) FROM gone
 
 -- name: models_active
 SELECT * FROM embedq.models WHERE active
@@ -164,7 +179,7 @@ INSERT INTO embedq.search_log (query, model, content_types, match_count, result_
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 
 -- name: backfill_batch
-SELECT queued, last_key FROM embedq.backfill($1, $2, $3, $4)
+SELECT queued, last_key FROM embedq.backfill($1, $2, $3, $4, $5)
 
 -- name: maintenance_prune_jobs
 WITH pruned AS (
@@ -184,7 +199,7 @@ SELECT id FROM embedq.jobs WHERE status = 'failed' AND run_after < now() - make_
 SELECT source_id, fields FROM embedq.source_page($1, $2, $3)
 
 -- name: jobs_queue
-SELECT embedq.jobs_queue($1, $2::text[], $3::embedq.job_op, $4)
+SELECT embedq.jobs_queue($1, $2::text[], $3::embedq.job_op, $4, $5)
 
 -- name: jobs_unfinished_sources
 SELECT DISTINCT source_id FROM embedq.jobs

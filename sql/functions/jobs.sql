@@ -45,6 +45,8 @@ $$;
 -- Moves what the triggers wrote to embedq.job_inbox into embedq.jobs: one job per source,
 -- coalesced with the source's pending job if it has one (the most urgent priority and the
 -- latest operation win). SKIP LOCKED lets concurrent claimers ingest different inbox rows.
+-- The job is for the active model (model NULL), plus one for each model being filled side by
+-- side (models.maintained), so that model's vectors stay in step too.
 -- Returns the number of jobs created or updated.
 CREATE OR REPLACE FUNCTION embedq.jobs_ingest(p_max_rows integer DEFAULT 1000)
 RETURNS bigint
@@ -65,9 +67,13 @@ BEGIN
         GROUP BY t.content_type, u.source_id
     )
     , queued AS (
-        INSERT INTO embedq.jobs (content_type, source_id, op, priority, created_at, run_after)
-        SELECT content_type, source_id, op, priority, created_at, created_at FROM touched
-        ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+        INSERT INTO embedq.jobs (content_type, source_id, model, op, priority, created_at, run_after)
+        SELECT t.content_type, t.source_id, m.model, t.op, t.priority, t.created_at, t.created_at
+        FROM touched t
+        CROSS JOIN (SELECT NULL::text AS model
+                    UNION ALL
+                    SELECT name FROM embedq.models WHERE maintained AND NOT active) AS m
+        ON CONFLICT (content_type, source_id, model) WHERE status = 'pending'
         DO UPDATE SET op = excluded.op,
                       priority = least(embedq.jobs.priority, excluded.priority),
                       updated_at = now()
@@ -92,9 +98,13 @@ $$;
 -- work happens, when the webhook accepts them.
 -- p_max_attempts (the claiming listener's EMBEDQ_MAX_ATTEMPTS) replaces the table default
 -- the triggers wrote, which cannot know the listener's setting.
+-- p_model (the model the listener embeds with) limits the claim to jobs queued for that model,
+-- and to the active model's jobs (model NULL) when it is the active one, or no model is
+-- active yet. NULL claims any job.
 CREATE OR REPLACE FUNCTION embedq.jobs_claim(p_worker text, p_limit integer, p_lease interval,
                                              p_max_attempts integer DEFAULT NULL,
-                                             p_to embedq.job_status DEFAULT 'processing')
+                                             p_to embedq.job_status DEFAULT 'processing',
+                                             p_model text DEFAULT NULL)
 RETURNS SETOF embedq.jobs
 LANGUAGE plpgsql
 AS $$
@@ -110,6 +120,9 @@ BEGIN
         FROM embedq.jobs j
         WHERE j.status IN ('pending', 'failed')
           AND j.run_after <= now()
+          AND (p_model IS NULL OR j.model = p_model
+               OR (j.model IS NULL AND NOT EXISTS (
+                       SELECT 1 FROM embedq.models m WHERE m.active AND m.name <> p_model)))
           AND NOT EXISTS (
               SELECT 1 FROM embedq.jobs busy
               WHERE busy.status IN ('processing', 'dispatched')
@@ -302,6 +315,7 @@ BEGIN
     LOOP
         SELECT p.id INTO v_pending FROM embedq.jobs p
         WHERE p.status = 'pending' AND p.content_type = v_job.content_type AND p.source_id = v_job.source_id
+          AND p.model IS NOT DISTINCT FROM v_job.model
         FOR UPDATE;
         IF v_pending IS NULL THEN
             UPDATE embedq.jobs j
@@ -346,18 +360,19 @@ AS $$
 $$;
 
 -- Queues jobs for explicit sources (verify --fix, replays of a different kind): one pending job
--- per source, coalesced like the triggers' jobs. Returns how many were queued or updated.
+-- per source, coalesced like the triggers' jobs. p_model NULL: for the active model.
+-- Returns how many were queued or updated.
 CREATE OR REPLACE FUNCTION embedq.jobs_queue(p_content_type text, p_source_ids text[], p_op embedq.job_op,
-                                             p_priority integer DEFAULT 3)
+                                             p_priority integer DEFAULT 3, p_model text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 AS $$
 DECLARE
     v_count bigint;
 BEGIN
-    INSERT INTO embedq.jobs (content_type, source_id, op, priority)
-    SELECT p_content_type, ids.source_id, p_op, p_priority FROM unnest(p_source_ids) AS ids(source_id)
-    ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+    INSERT INTO embedq.jobs (content_type, source_id, model, op, priority)
+    SELECT p_content_type, ids.source_id, p_model, p_op, p_priority FROM unnest(p_source_ids) AS ids(source_id)
+    ON CONFLICT (content_type, source_id, model) WHERE status = 'pending'
     DO UPDATE SET op = excluded.op, priority = least(embedq.jobs.priority, excluded.priority), updated_at = now();
     GET DIAGNOSTICS v_count = ROW_COUNT;
     IF v_count > 0 THEN

@@ -94,7 +94,7 @@ BEGIN
             USING ERRCODE = 'undefined_object';
     END IF;
     UPDATE embedq.models m SET active = false WHERE m.active AND m.name <> p_name;
-    UPDATE embedq.models m SET active = true, activated_at = now()
+    UPDATE embedq.models m SET active = true, activated_at = now(), maintained = false
     WHERE m.name = p_name AND NOT m.active;
     SELECT * INTO v_model FROM embedq.models m WHERE m.name = p_name;
     RETURN v_model;

@@ -278,8 +278,10 @@ $$;
 -- p_after next time: a backfill of millions of rows is many short transactions, and an
 -- interrupted one resumes where it stopped. Backfill jobs default to the least urgent
 -- priority so live edits are never stuck behind them; an already pending job of a row keeps
--- its own (more urgent) priority.
-CREATE OR REPLACE FUNCTION embedq.backfill(p_content_type text, p_after text, p_limit integer, p_priority integer DEFAULT 9)
+-- its own (more urgent) priority. p_model NULL: for the active model; a model name: for
+-- that model only (filling it side by side).
+CREATE OR REPLACE FUNCTION embedq.backfill(p_content_type text, p_after text, p_limit integer,
+                                           p_priority integer DEFAULT 9, p_model text DEFAULT NULL)
 RETURNS TABLE (queued bigint, last_key text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -296,15 +298,15 @@ BEGIN
             WHERE $1::text IS NULL OR t.%1$I > $1::%3$s
             ORDER BY t.%1$I LIMIT $2
         ), queued AS (
-            INSERT INTO embedq.jobs (content_type, source_id, op, priority)
-            SELECT %4$L, k::text, 'upsert', $3 FROM batch
-            ON CONFLICT (content_type, source_id) WHERE status = 'pending'
+            INSERT INTO embedq.jobs (content_type, source_id, model, op, priority)
+            SELECT %4$L, k::text, $4, 'upsert', $3 FROM batch
+            ON CONFLICT (content_type, source_id, model) WHERE status = 'pending'
             DO UPDATE SET op = 'upsert', updated_at = now()
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM queued), (SELECT k::text FROM batch ORDER BY k DESC LIMIT 1)
     $q$, v_source.key_column, v_source.table_name, v_key_type, v_source.content_type)
-    USING p_after, p_limit, p_priority;
+    USING p_after, p_limit, p_priority, p_model;
     PERFORM pg_notify('embedq_jobs', '');
 END
 $$;

@@ -95,7 +95,7 @@ def test_cli_listen_drain_then_search_backfill_and_models(dsn):
     assert bad_type.returncode == 2 and "unknown content type 'nope'" in bad_type.stderr
 
     backfilled = run_cli("backfill", "--type", "post", "--json", dsn=dsn)
-    assert json.loads(backfilled.stdout) == {"content_type": "post", "queued": 2}
+    assert json.loads(backfilled.stdout) == {"content_type": "post", "queued": 2, "model": None}
 
     models = run_cli("models", "list", "--json", dsn=dsn)
     listed = json.loads(models.stdout)

