@@ -166,6 +166,23 @@ async def test_a_poison_job_is_dead_at_once_without_retries(conn, delivery):
     assert delivery.qstash.dead_letters  # QStash keeps it too, with its failure callback sent
 
 
+async def test_a_job_of_another_model_delivered_here_is_dead_with_the_reason(conn, delivery):
+    # the listener of a model being filled published to this webhook, which embeds with another
+    await conn.execute("SELECT embedq.model_ensure('other-model', 'openai', 8)")
+    await conn.execute("UPDATE embedq.models SET maintained = true WHERE name = 'other-model'")
+    await conn.execute("INSERT INTO posts (title) VALUES ('for both models')")
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    other = await conn.fetchval("SELECT id FROM embedq.jobs WHERE model = 'other-model'")
+    await conn.execute("SELECT embedq.jobs_claim('other-listener', 10, '1 hour', NULL, 'dispatched', 'other-model')")
+    body = jobs_body([other])
+    response = await delivery.post_jobs(body, sign(delivery.settings.qstash_current_signing_key,
+                                                   f"{delivery.webhook_url}/v1/jobs", body))
+    assert response.status_code == 489 and response.headers["upstash-nonretryable-error"] == "true"
+    job = await conn.fetchrow("SELECT status::text, last_error FROM embedq.jobs WHERE id = $1", other)
+    assert job["status"] == "dead" and "EMBEDQ_MODEL=other-model" in job["last_error"]
+    assert await conn.fetchval("SELECT count(*) FROM embedq.embeddings") == 0
+
+
 async def test_exhausted_retries_end_in_the_failure_callback(conn, delivery):
     await conn.execute("INSERT INTO courses (title) VALUES ('never works')")
     delivery.embedder.fail_next = [RetryableError("provider down (502)") for _ in range(10)]
