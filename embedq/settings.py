@@ -100,6 +100,7 @@ class Settings:
     metrics_port: int | None = None
     #: token for the operator dashboard and admin routes (unset: they answer 403)
     admin_token: str | None = field(default=None, repr=False)
+    api_token: str | None = field(default=None, repr=False)
 
     batch_size: int = 64
     batch_window: float = 0.2
@@ -186,6 +187,7 @@ class Settings:
             max_body_bytes=_parse(env, "EMBEDQ_MAX_BODY_BYTES", _positive_int, 1_000_000),
             metrics_port=_parse(env, "EMBEDQ_METRICS_PORT", _positive_int, None),  # type: ignore[arg-type]
             admin_token=env.get("EMBEDQ_ADMIN_TOKEN") or None,
+            api_token=env.get("EMBEDQ_API_TOKEN") or None,
             batch_size=_parse(env, "EMBEDQ_BATCH_SIZE", _positive_int, 64),
             batch_window=_parse(env, "EMBEDQ_BATCH_WINDOW_MS", _non_negative_float, 200.0) / 1000,
             poll_interval=_parse(env, "EMBEDQ_POLL_INTERVAL", _non_negative_float, 5.0),

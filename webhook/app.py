@@ -207,9 +207,30 @@ async def get_healthz(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+def read_denied(request: Request, *, allow_query_token: bool = False) -> Response | None:
+    """The read routes (status, search, events, metrics) are open unless EMBEDQ_API_TOKEN is set;
+    then they need it, or the admin token, as `Authorization: Bearer <token>`. /v1/events also
+    takes `?token=`: a browser's EventSource cannot send headers."""
+    settings = request.app.state.embedq.settings
+    if not settings.api_token:
+        return None
+    given = bearer_token(request) or (request.query_params.get("token") if allow_query_token else None)
+    if given and any(hmac.compare_digest(given.encode(), token.encode())
+                     for token in (settings.api_token, settings.admin_token) if token):
+        return None
+    return error(401, "this route needs Authorization: Bearer <EMBEDQ_API_TOKEN>", **{"WWW-Authenticate": "Bearer"})
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return credentials.strip() or None if scheme.lower() == "bearer" else None
+
+
 async def get_status(request: Request) -> Response:
     from embedq.status import read_status
 
+    if denied := read_denied(request):
+        return denied
     state: State = request.app.state.embedq
     async with state.pool.acquire() as conn:
         status = await read_status(conn, mode="qstash" if state.settings.qstash_enabled else "local")
@@ -219,6 +240,8 @@ async def get_status(request: Request) -> Response:
 async def get_search(request: Request) -> Response:
     from embedq.search import search
 
+    if denied := read_denied(request):
+        return denied
     state: State = request.app.state.embedq
     text = request.query_params.get("q", "")
     try:
@@ -239,6 +262,8 @@ async def get_events(request: Request) -> Response:
     optionally only of one content type and/or one source: `?type=course&source_id=42`."""
     from sse_starlette.sse import EventSourceResponse
 
+    if denied := read_denied(request, allow_query_token=True):
+        return denied
     state: State = request.app.state.embedq
     content_type = request.query_params.get("type")
     source_id = request.query_params.get("source_id")
@@ -262,6 +287,8 @@ async def get_events(request: Request) -> Response:
 async def get_metrics(request: Request) -> Response:
     from embedq import metrics
 
+    if denied := read_denied(request):
+        return denied
     state: State = request.app.state.embedq
     try:
         async with state.pool.acquire() as conn:
@@ -282,12 +309,7 @@ def admin_denied(request: Request, *, allow_query_token: bool = False) -> Respon
     expected = request.app.state.embedq.settings.admin_token
     if not expected:
         return error(403, "the admin routes are disabled: set EMBEDQ_ADMIN_TOKEN to enable them")
-    given = None
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        given = credentials.strip()
-    elif allow_query_token:
-        given = request.query_params.get("token")
+    given = bearer_token(request) or (request.query_params.get("token") if allow_query_token else None)
     if not given:
         return error(403, "admin token required: open /?token=<EMBEDQ_ADMIN_TOKEN>, "
                           "or send Authorization: Bearer <EMBEDQ_ADMIN_TOKEN>")

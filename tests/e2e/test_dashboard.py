@@ -80,7 +80,8 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
     await conn.execute("SELECT * FROM embedq.jobs_cancel($1)", dead_id)
 
     embedder = HashEmbedder()
-    admin = dataclasses.replace(settings, admin_token=TOKEN)
+    # read routes closed too: the page reaches them with the admin token
+    admin = dataclasses.replace(settings, admin_token=TOKEN, api_token="read-only-token")
     async with serve_app(create_app(admin, dsn=dsn, embedder=embedder), lifespan="on") as url, \
             async_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -281,6 +281,30 @@ async def test_health_status_and_search_routes(conn, delivery):
     assert bad.status_code == 400
 
 
+async def test_an_api_token_closes_the_read_routes(conn, settings):
+    async with delivery_setup(settings, api_token="read-token", admin_token="admin-token") as guarded:
+        await conn.execute("INSERT INTO courses (title) VALUES ('private course')")
+        await guarded.listener().run(drain=True)
+        await wait_for(lambda: _all_done(conn, 1))
+        base = guarded.webhook_url
+        routes = ["/v1/status", "/v1/search?q=private", "/metrics"]
+        for route in routes:
+            refused = await guarded.http.get(base + route)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", route
+            wrong = await guarded.http.get(base + route, headers={"Authorization": "Bearer wrong"})
+            assert wrong.status_code == 401, route
+            for token in ("read-token", "admin-token"):
+                allowed = await guarded.http.get(base + route, headers={"Authorization": f"Bearer {token}"})
+                assert allowed.status_code == 200, (route, token)
+        assert "private course" in (await guarded.http.get(
+            base + "/v1/search", params={"q": "private"}, headers={"Authorization": "Bearer read-token"})).text
+        assert (await guarded.http.get(base + "/v1/events")).status_code == 401
+        assert (await guarded.http.get(base + "/v1/search?q=private&token=read-token")).status_code == 401
+        async with guarded.http.stream("GET", base + "/v1/events?token=read-token") as events:
+            assert events.status_code == 200
+        assert (await guarded.http.get(base + "/healthz")).status_code == 200  # for load balancers
+
+
 async def test_schedules_are_upserted_and_call_signed_maintenance(conn, delivery):
     from embedq.schedules import SCHEDULES, upsert_qstash_schedules
 
