@@ -231,11 +231,14 @@ class Harness:
 
             return await wait_until(healthy, STARTUP_SECONDS, interval=0.05)
 
+    async def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """One `embedq ...` command with the harness's environment."""
+        return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "embedq", *args], env=self.env,
+                                       capture_output=True, text=True, timeout=600)
+
     async def verify(self) -> dict:
         """`embedq verify --json`, as an operator's cron job runs it."""
-        completed = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "embedq", "verify", "--json"], env=self.env,
-            capture_output=True, text=True, timeout=600)
+        completed = await self.cli("verify", "--json")
         assert completed.returncode in (0, 1), completed.stderr
         report = json.loads(completed.stdout)
         report["exit_code"] = completed.returncode
@@ -336,7 +339,13 @@ async def assert_consistent(conn: asyncpg.Connection, harness: Harness, *, dead:
     report = await harness.verify()
     drifting = {t: {k: d[k][:5] for k in ("missing", "stale", "orphaned") if d[k]}
                 for t, d in report["types"].items() if d["drift"]}
-    assert report["drift"] == 0 and report["exit_code"] == 0, f"verify found drift: {drifting}"
+    if report["drift"] or report["exit_code"]:
+        examples = [(t, source_id) for t, d in drifting.items() for ids in d.values() for source_id in ids][:5]
+        jobs = await conn.fetch("SELECT id, content_type, source_id, op::text, status::text, attempts, message_id, "
+                                "locked_by, last_error, created_at, finished_at FROM embedq.jobs "
+                                "WHERE (content_type, source_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
+                                "ORDER BY id", [t for t, _ in examples], [i for _, i in examples])
+        raise AssertionError(f"verify found drift: {drifting}; their jobs: {[dict(j) for j in jobs]}")
     in_flight = {t: d["in_flight"] for t, d in report["types"].items() if d["in_flight"]}
     assert not in_flight, f"verify found rows still in flight: {in_flight}"
     duplicates = await conn.fetch(DUPLICATE_OR_GAPPED_VECTORS)
