@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from embedq import db
 from embedq.maintenance import run_maintenance
+from embedq.schedules import Recurring, run_local_schedules
 
 
 async def make_job(conn, source_id: str, status: str, age: str) -> int:
@@ -38,3 +42,26 @@ async def test_weekly_retry_requeues_every_failed_job(conn):
     report = await run_maintenance(conn, retry_all_failed=True)
     assert report.requeued_failed == 1
     assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", waiting) == "pending"
+
+
+async def test_the_local_timer_runs_maintenance_soon_after_start_then_every_period(conn, dsn):
+    old_done = await make_job(conn, "1", "done", "8 days")
+    failed = await make_job(conn, "2", "failed", "10 minutes")
+    schedules = (Recurring("maintenance", "", "maintenance", every_seconds=0.3, at_start=True),
+                 Recurring("retry", "", "retry_failed", every_seconds=3600, at_start=False))
+    pool = await db.create_pool(dsn, "embedq-tests", min_size=1, max_size=2)
+    stop = asyncio.Event()
+    timer = asyncio.create_task(run_local_schedules(pool, stop, schedules, first_run_delay=0.05))
+    try:
+        async with asyncio.timeout(10):
+            while await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE id = $1", old_done):
+                await asyncio.sleep(0.05)
+            later_done = await make_job(conn, "3", "done", "9 days")  # pruned by the next period
+            while await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE id = $1", later_done):
+                await asyncio.sleep(0.05)
+        # the weekly retry did not run at start: the failed job still waits out its backoff
+        assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", failed) == "failed"
+    finally:
+        stop.set()
+        await asyncio.wait_for(timer, 5)
+        await pool.close()
