@@ -58,12 +58,11 @@ RUN groupadd --system --gid 10001 embedq \
 
 COPY --from=build /opt/venv /opt/venv
 
-# The package reads sql/ and alembic/ (and alembic.ini) next to its code: keep the repository
-# layout and install it in place (editable), as `make` does. Owned by root: read-only to the
-# service user.
+# A plain install: the wheel carries embedq/sql and embedq/alembic. roles.sql stays in /app
+# for the compose `roles` service. Owned by root: read-only to the service user.
 WORKDIR /app
 COPY . .
-RUN pip install -e . \
+RUN pip install --no-deps . \
     && embedq --help > /dev/null
 
 USER embedq

@@ -10,7 +10,7 @@ import os
 
 from embedq.queries import SQL_DIR
 
-ALEMBIC_DIR = SQL_DIR.parent / "alembic"
+ALEMBIC_DIR = SQL_DIR.parent / "alembic"  # both ship inside the package
 MIGRATION_LOCK_ID = 7_406_219_001
 FUNCTION_FILES = ("functions/sources.sql", "functions/jobs.sql", "functions/search.sql")
 
@@ -44,7 +44,7 @@ def apply_sql(*relative_paths: str) -> None:
 def _config(dsn: str):
     from alembic.config import Config
 
-    config = Config(str(SQL_DIR.parent / "alembic.ini"))
+    config = Config()  # no alembic.ini needed: env.py configures everything it uses
     config.set_main_option("script_location", str(ALEMBIC_DIR))
     config.attributes["database_url"] = sqlalchemy_url(dsn)
     return config

@@ -1,4 +1,4 @@
-"""Named SQL queries from sql/queries.sql, loaded once."""
+"""Named SQL queries from embedq/sql/queries.sql, loaded once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import functools
 import re
 from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent / "sql"
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 

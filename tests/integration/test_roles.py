@@ -1,4 +1,4 @@
-"""sql/roles.sql on a real server: each service role can do its work through the real code
+"""embedq/sql/roles.sql on a real server: each service role can do its work through the real code
 paths (listener, webhook, CLI, triggers) and nothing more.
 
 Roles are cluster-wide: the group roles from roles.sql are shared by every test database of
@@ -32,6 +32,7 @@ import yaml
 
 from embedq import db
 from embedq.maintenance import run_maintenance
+from embedq.queries import SQL_DIR
 from embedq.search import search
 from embedq.settings import Settings
 from embedq.status import read_status
@@ -42,7 +43,7 @@ from tests.qstash_server.signing import sign
 from webhook.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES_SQL_PATH = ROOT / "sql" / "roles.sql"
+ROLES_SQL_PATH = SQL_DIR / "roles.sql"
 ROLES_SQL = ROLES_SQL_PATH.read_text(encoding="utf-8")
 GROUP_ROLES = ("embedq_listener", "embedq_webhook", "embedq_app_writer")
 MODEL = "hash-test"

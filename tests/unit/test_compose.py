@@ -171,7 +171,7 @@ def test_the_roles_service_applies_roles_sql_after_migrate(services):
     if roles is None:
         pytest.skip("no roles service")
     assert roles["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert any(str(v).startswith("./sql/roles.sql:") for v in roles["volumes"])
+    assert any(str(v).startswith("./embedq/sql/roles.sql:") for v in roles["volumes"])
     assert str(roles["restart"]) == "no"
 
 
@@ -273,10 +273,10 @@ def test_the_dockerfile_builds_on_python_slim_and_runs_embedq():
     assert user not in ("root", "0") and not user.startswith(("root:", "0:"))
 
 
-def test_the_dockerfile_installs_the_repo_in_place():
+def test_the_dockerfile_installs_the_package_after_copying_it():
     stage = final_stage()
     copy_all = next(i for i, (k, a) in enumerate(stage) if k == "COPY" and a.split()[-2:] == [".", "."])
-    install = next(i for i, (k, a) in enumerate(stage) if k == "RUN" and "pip install -e ." in a)
+    install = next(i for i, (k, a) in enumerate(stage) if k == "RUN" and "pip install --no-deps ." in a)
     assert copy_all < install
 
 
@@ -293,8 +293,9 @@ def test_the_dockerignore_keeps_local_state_out_and_the_package_in():
                 if line.strip() and not line.startswith("#")]
     for excluded in (".venv", ".embedq", ".git"):
         assert excluded in patterns
-    needed = ["pyproject.toml", "README.md", "alembic.ini", "sql/roles.sql", "sql/queries.sql",
-              "sql/schema/0001_embedq.sql", "alembic/env.py", "embedq/cli.py", "listener/worker.py", "webhook/app.py"]
+    needed = ["pyproject.toml", "README.md", "alembic.ini", "embedq/sql/roles.sql", "embedq/sql/queries.sql",
+              "embedq/sql/schema/0001_embedq.sql", "embedq/alembic/env.py", "embedq/cli.py", "listener/worker.py",
+              "webhook/app.py", "webhook/dashboard.html"]
     for path in needed:
         assert (ROOT / path).exists(), path
         for pattern in patterns:

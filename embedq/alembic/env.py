@@ -1,4 +1,4 @@
-"""Alembic environment: revisions are thin and apply the files in sql/ (embedq.migrations)."""
+"""Alembic environment: revisions are thin and apply the files in embedq/sql/ (embedq.migrations)."""
 
 from alembic import context
 from sqlalchemy import create_engine, pool, text
