@@ -28,7 +28,7 @@ import httpx
 import psycopg
 import pytest
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, assume, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given, settings as hypothesis_settings, strategies as st
 from psycopg import sql
 
 from embedq.settings import Settings
@@ -51,7 +51,8 @@ def hypothesis_run(fault_scale, short: int = 80, long: int = 2000):
     return hypothesis_settings(
         max_examples=fault_scale.pick(short, long),
         deadline=None,
-        database=None,  # nothing written into the working tree; failures print their example
+        database=None,
+        report_multiple_bugs=False,  # nothing written into the working tree; failures print their example
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
 
@@ -521,3 +522,392 @@ def test_admin_routes_refuse_wrong_tokens_and_change_nothing(webhook, db, fault_
                                  headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert replayed.status_code == 200, replayed.text
     assert database_state(db) != before
+
+
+# -- (b) register_source with hostile identifiers ------------------------------------------------
+
+CATALOG = r"""
+SELECT 'relation ' || c.oid::regclass::text || ' ' || c.relkind::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname !~ '^pg_(toast|temp)'
+UNION ALL
+SELECT 'column ' || a.attrelid::regclass::text || ' ' || quote_ident(a.attname) || ' ' || a.atttypid::regtype::text
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attnum > 0 AND NOT a.attisdropped AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_(toast|temp)'
+UNION ALL SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
+UNION ALL SELECT 'trigger ' || t.tgrelid::regclass::text || ' ' || quote_ident(t.tgname) || ' ' || t.tgenabled::text
+          FROM pg_trigger t
+UNION ALL SELECT 'schema ' || quote_ident(nspname) FROM pg_namespace WHERE nspname !~ '^pg_(toast|temp)'
+UNION ALL SELECT 'role ' || quote_ident(rolname) FROM pg_roles
+UNION ALL SELECT 'policy ' || polrelid::regclass::text || ' ' || quote_ident(polname) FROM pg_policy
+UNION ALL SELECT 'event trigger ' || quote_ident(evtname) FROM pg_event_trigger
+UNION ALL SELECT 'rows ' || relname || ' ' || n FROM (
+    SELECT 'courses' AS relname, count(*) AS n FROM public.courses UNION ALL
+    SELECT 'posts', count(*) FROM public.posts UNION ALL
+    SELECT 'bystander', count(*) FROM public.bystander) AS counted
+UNION ALL SELECT 'source ' || row_to_json(s)::text FROM embedq.sources s
+"""
+
+SAMPLE_TYPES = ("profile", "course", "lesson", "post", "comment")
+
+
+def catalog(db: psycopg.Connection) -> set[str]:
+    """Every relation, column, function, trigger, schema, role and policy, a few row counts and the
+    registrations: what a hostile registration could create, drop or change."""
+    return {row[0] for row in db.execute(CATALOG)}
+
+
+def registration_objects(db: psycopg.Connection, content_type: str, table: str) -> set[str]:
+    """What registering `content_type` on `table` (a regclass text) should add: three functions
+    and three enabled triggers (plus its row in embedq.sources, checked apart)."""
+    rows = db.execute(
+        "SELECT 'function embedq.' || quote_ident(format('source_%%s_%%s', %(ct)s::text, kind)) || '()' "
+        "FROM unnest(ARRAY['insert', 'update', 'delete']) kind "
+        "UNION ALL SELECT 'trigger ' || %(t)s::regclass::text || ' ' "
+        "       || quote_ident(format('embedq_%%s_%%s', %(ct)s::text, kind)) || ' O' "
+        "FROM unnest(ARRAY['insert', 'update', 'delete']) kind", {"ct": content_type, "t": table})
+    return {row[0] for row in rows}
+
+
+def is_clear_refusal(error: psycopg.Error) -> bool:
+    """An error a user can act on: register_source's own `embedq: ...` messages, PostgreSQL refusing
+    the arguments themselves (no such relation, bad name), or a permission error. Not an error from
+    inside the SQL that register_source generates and runs (a syntax error there is a bug)."""
+    message = error.diag.message_primary or ""
+    if message.startswith("embedq:") or error.sqlstate == "42501":
+        return True
+    context = error.diag.context or ""
+    generated = "register_source" in context and "EXECUTE" in context
+    return not generated and error.sqlstate is not None and not error.sqlstate.startswith("XX")
+
+
+def register(db: psycopg.Connection, content_type, table, fields, priority=3, key_column="id") -> None:
+    db.execute("SELECT embedq.register_source(%s, %s::text::regclass, %s::text[], %s, %s)",
+               (content_type, table, fields, priority, key_column))
+
+
+def qualified(db: psycopg.Connection, schema: str, table: str) -> str:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table)).as_string(db)
+
+
+def attempt_registration(db: psycopg.Connection, content_type, table, fields, priority=3, key_column="id"):
+    """register_source in a savepoint; the error if it refused, None if it registered."""
+    try:
+        with db.transaction():
+            register(db, content_type, table, fields, priority, key_column)
+    except psycopg.Error as error:
+        return error
+    return None
+
+
+def assert_registered_exactly(db, before: set[str], content_type: str, table: str, key: str, fields: list[str]):
+    """The catalog gained exactly the registration's functions and triggers, and the sources row
+    names the table meant, its key and fields."""
+    source = db.execute("SELECT table_name, key_column, fields FROM embedq.sources WHERE content_type = %s",
+                        (content_type,)).fetchone()
+    assert source is not None and source[1:] == (key, fields)
+    resolved = db.execute("SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
+                          "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s::text::regclass",
+                          (table,)).fetchone()[0]
+    assert source[0] == resolved
+    after = catalog(db)
+    added = {item for item in after - before if not item.startswith("source ")}
+    assert added == registration_objects(db, content_type, table), sorted(after ^ before)
+    assert {item for item in before - after if not item.startswith("source ")} == set()
+
+
+def assert_triggers_queue_jobs(db, content_type: str, table: sql.Composable, key: str, fields: list[str]) -> None:
+    """Insert, update and delete a row of `table`: the registration's triggers queue its jobs, and
+    source_rows reads the row back by its key."""
+    key_value = "k'1;$body$"
+    # values as literals, not parameters: with parameters psycopg reads a "%%" inside an identifier as "%"
+    db.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        table, sql.SQL(", ").join(sql.Identifier(c) for c in [key, *fields]),
+        sql.SQL(", ").join(sql.Literal(v) for v in [key_value, *["v" for _ in fields]])))
+    db.execute("SELECT embedq.jobs_ingest()")
+    job = db.execute("SELECT op::text FROM embedq.jobs WHERE content_type = %s AND source_id = %s AND status = 'pending'",
+                     (content_type, key_value)).fetchone()
+    assert job == ("upsert",)
+    rows = db.execute("SELECT source_id, fields FROM embedq.source_rows(%s, ARRAY[%s])", (content_type, key_value))
+    assert rows.fetchall() == [(key_value, {f: "v" for f in fields})]
+    db.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now() WHERE content_type = %s", (content_type,))
+    db.execute(sql.SQL("UPDATE {} SET {} = 'changed'").format(table, sql.Identifier(fields[0])))
+    db.execute("SELECT embedq.jobs_ingest()")
+    ops = db.execute("SELECT op::text FROM embedq.jobs WHERE content_type = %s AND status = 'pending'",
+                     (content_type,)).fetchall()
+    assert ops == [("upsert",)]
+    db.execute(sql.SQL("DELETE FROM {}").format(table))
+    db.execute("SELECT embedq.jobs_ingest()")
+    ops = db.execute("SELECT op::text FROM embedq.jobs WHERE content_type = %s AND status = 'pending'",
+                     (content_type,)).fetchall()
+    assert ops == [("delete",)]  # coalesced into the row's one pending job
+
+
+FRAGMENTS = ['"', "'", ";", "--", "/*", "*/", "$", "$$", "$body$", "$fn$", "$q$", "%I", "%s", "%1$s", "%%", "\\",
+             " ", "DROP TABLE public.bystander", "x", "Id", "é", "表", "😀", "\t", "\n", "(", ")", ",", ".", "::text",
+             "pg_", "embedq", "E'\\x'", "U&\"\\0041\""]
+identifiers = st.one_of(
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=16),
+    st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=5).map("".join),
+).filter(lambda name: len(name.encode()) <= 63)
+content_type_names = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9_]{0,39}", fullmatch=True).filter(lambda name: name not in SAMPLE_TYPES),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=45),
+)
+
+
+@pytest.fixture
+def catalog_db(dsn) -> Iterator[psycopg.Connection]:
+    """A connection whose work is rolled back example by example; a bystander table to watch."""
+    with psycopg.connect(dsn, autocommit=True) as setup:
+        setup.execute("CREATE TABLE public.bystander (id int PRIMARY KEY, note text)")
+        setup.execute("INSERT INTO public.bystander VALUES (1, 'still here')")
+    with psycopg.connect(dsn) as connection:
+        yield connection
+
+
+def test_generated_identifiers_register_exactly_their_table_or_fail_clearly(catalog_db, fault_scale):
+    db = catalog_db
+
+    @hypothesis_run(fault_scale, short=60, long=1500)
+    @given(schema=identifiers, table=identifiers, key=identifiers,
+           fields=st.lists(identifiers, min_size=1, max_size=3, unique=True), content_type=content_type_names)
+    @example(schema="s", table="t", key="id", fields=["a$body$b"], content_type="dollar_in_a_field")
+    @example(schema="s", table="t", key="$body$", fields=["b"], content_type="dollar_in_the_key")
+    @example(schema='x"; DROP TABLE public.bystander; --', table="t'; DROP TABLE public.bystander; --",
+             key="id); DROP TABLE public.bystander; --", fields=["%I %s %1$s", "é 表 😀"], content_type="quoted")
+    def registration(schema, table, key, fields, content_type):
+        assume(key not in fields)
+        with db.transaction(force_rollback=True):
+            try:
+                with db.transaction():
+                    db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+                    db.execute(sql.SQL("CREATE TABLE {}.{} ({} text PRIMARY KEY, {})").format(
+                        sql.Identifier(schema), sql.Identifier(table), sql.Identifier(key),
+                        sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f)) for f in fields)))
+            except psycopg.Error:
+                assume(False)  # a name PostgreSQL itself refuses (pg_ schemas, ...): not our concern
+            name = qualified(db, schema, table)
+            before = catalog(db)
+            error = attempt_registration(db, content_type, name, fields, 3, key)
+            if error is not None:
+                assert is_clear_refusal(error), (error.sqlstate, str(error)[:500])
+                assert catalog(db) == before
+                return
+            assert_registered_exactly(db, before, content_type, name, key, fields)
+            assert_triggers_queue_jobs(db, content_type, sql.Identifier(schema, table), key, fields)
+
+    registration()
+
+
+INJECTION_ATTEMPTS = {
+    "content type closes the string": ("x'); DROP TABLE public.bystander; --", "courses", ["title"], "id"),
+    "content type with a quote": ("course'", "courses", ["title"], "id"),
+    "content type in capitals": ("Course", "courses", ["title"], "id"),
+    "content type too long": ("c" * 41, "courses", ["title"], "id"),
+    "content type unicode": ("cöurse", "courses", ["title"], "id"),
+    "content type empty": ("", "courses", ["title"], "id"),
+    "table with a statement after it": ("inj", "courses; DROP TABLE public.bystander", ["title"], "id"),
+    "table with a quote": ("inj", "courses' OR '1'='1", ["title"], "id"),
+    "table quoted then a statement": ("inj", '"courses"; DROP TABLE public.bystander; --', ["title"], "id"),
+    "table with too many dots": ("inj", "a.b.c.d", ["title"], "id"),
+    "table that does not exist": ("inj", "public.no_such_table", ["title"], "id"),
+    "table named like a function call": ("inj", "pg_sleep(10)", ["title"], "id"),
+    "field that closes the identifier": ("inj", "courses", ['title", "description'], "id"),
+    "field with a statement": ("inj", "courses", ["title); DROP TABLE public.bystander; --"], "id"),
+    "field with a format directive": ("inj", "courses", ["%I%s%1$s"], "id"),
+    "field in another case": ("inj", "courses", ["Title"], "id"),
+    "field with a trailing space": ("inj", "courses", ["title "], "id"),
+    "field empty": ("inj", "courses", [""], "id"),
+    "field NULL": ("inj", "courses", [None], "id"),
+    "system column as field": ("inj", "courses", ["ctid"], "id"),
+    "key with a statement": ("inj", "courses", ["title"], "id); DROP TABLE public.bystander; --"),
+    "key that is a system column": ("inj", "courses", ["title"], "ctid"),
+    "key oid": ("inj", "courses", ["title"], "oid"),
+    "key NULL": ("inj", "courses", ["title"], None),
+    "field longer than an identifier": ("inj", "courses", ["t" * 64], "id"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INJECTION_ATTEMPTS))
+def test_injection_attempts_fail_clearly_and_change_nothing(catalog_db, case):
+    db = catalog_db
+    content_type, table, fields, key = INJECTION_ATTEMPTS[case]
+    before = catalog(db)
+    error = attempt_registration(db, content_type, table, fields, 3, key)
+    assert error is not None, "registered"
+    assert is_clear_refusal(error), (error.sqlstate, str(error)[:300])
+    assert catalog(db) == before
+
+
+def test_the_same_name_in_another_schema_registers_that_table_only(catalog_db):
+    db = catalog_db
+    db.execute("CREATE SCHEMA other")
+    db.execute("CREATE TABLE other.courses (id bigint PRIMARY KEY, title text)")
+    before = catalog(db)
+    register(db, "other_course", "other.courses", ["title"])
+    assert_registered_exactly(db, before, "other_course", "other.courses", "id", ["title"])
+    db.execute("INSERT INTO public.courses (title) VALUES ('public one')")
+    db.execute("INSERT INTO other.courses VALUES (7, 'other one')")
+    db.execute("SELECT embedq.jobs_ingest()")
+    other_jobs = db.execute("SELECT source_id FROM embedq.jobs WHERE content_type = 'other_course'").fetchall()
+    assert other_jobs == [("7",)]
+    # a search_path that puts `other` first: the bare name means other.courses, and that is what is recorded
+    db.execute("SET search_path = other, public")
+    register(db, "shadowed", "courses", ["title"])
+    assert db.execute("SELECT table_name FROM embedq.sources WHERE content_type = 'shadowed'").fetchone() == (
+        "other.courses",)
+    db.commit()
+
+
+UNUSABLE_TABLES = {
+    "system catalog pg_class": ("pg_catalog.pg_class", ["relname"], "oid"),
+    "system catalog pg_authid": ("pg_catalog.pg_authid", ["rolname"], "oid"),
+    "information_schema view": ("information_schema.tables", ["table_name"], "table_name"),
+    "statistics view": ("pg_catalog.pg_stat_activity", ["query"], "pid"),
+    "embedq's outbox": ("embedq.jobs", ["content_type"], "id"),
+    "embedq's inbox": ("embedq.job_inbox", ["content_type"], "id"),
+    "embedq's registrations": ("embedq.sources", ["table_name"], "content_type"),
+    "embedq's models": ("embedq.models", ["provider"], "name"),
+    "embedq's search log": ("embedq.search_log", ["query"], "id"),
+    "embedq's workers": ("embedq.workers", ["mode"], "name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNUSABLE_TABLES))
+def test_tables_embedq_must_not_watch_are_refused(catalog_db, case):
+    """System catalogs, views and embedq's own tables: registering one must be refused. (A trigger
+    on embedq.job_inbox re-fires on its own insert, so every application write would fail with
+    "stack depth limit exceeded"; one on embedq.jobs queues a job for every job, forever.)"""
+    db = catalog_db
+    table, fields, key = UNUSABLE_TABLES[case]
+    before = catalog(db)
+    error = attempt_registration(db, "unusable", table, fields, 3, key)
+    # whatever happened, the application's writes must still queue their jobs, and only theirs
+    with db.transaction(force_rollback=True):
+        try:
+            db.execute("INSERT INTO courses (title) VALUES ('an application write')")
+            db.execute("SELECT embedq.jobs_ingest()")
+            db.execute("SELECT embedq.jobs_ingest()")
+        except psycopg.Error as write_error:
+            pytest.fail(f"after registering {table}, an application write fails: {str(write_error)[:120]}")
+        queued = db.execute("SELECT content_type, count(*) FROM embedq.jobs GROUP BY 1 ORDER BY 1").fetchall()
+        assert queued == [("course", 1)], f"after registering {table}, one write queued {queued}"
+    assert error is not None, f"{table} was registered as a source"
+    assert is_clear_refusal(error), (error.sqlstate, str(error)[:300])
+    assert catalog(db) == before
+
+
+OTHER_RELATIONS = {
+    "view": "CREATE VIEW hostile_rel AS SELECT id, title FROM courses",
+    "materialized view": "CREATE MATERIALIZED VIEW hostile_rel AS SELECT id, title FROM courses",
+    "sequence": "CREATE SEQUENCE hostile_rel",
+    "index": "CREATE UNIQUE INDEX hostile_rel ON courses (title, id)",
+    "composite type": "CREATE TYPE hostile_rel AS (id bigint, title text)",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(OTHER_RELATIONS))
+def test_relations_that_are_not_tables_are_refused(catalog_db, kind):
+    db = catalog_db
+    db.execute(OTHER_RELATIONS[kind])
+    before = catalog(db)
+    error = attempt_registration(db, "not_a_table", "hostile_rel", ["title"], 3, "id")
+    assert error is not None and is_clear_refusal(error), error
+    assert "is not a table" in str(error) or "does not exist" in str(error)
+    assert catalog(db) == before
+
+
+KEYS_THAT_DO_NOT_IDENTIFY_A_ROW = {
+    "no index": "CREATE TABLE hostile_keys (slug text, body text)",
+    "plain index": "CREATE TABLE hostile_keys (slug text, body text); CREATE INDEX ON hostile_keys (slug)",
+    "partial unique index": "CREATE TABLE hostile_keys (slug text, body text); "
+                            "CREATE UNIQUE INDEX ON hostile_keys (slug) WHERE body IS NOT NULL",
+    "unique on two columns": "CREATE TABLE hostile_keys (slug text, body text, UNIQUE (slug, body))",
+    "unique on an expression": "CREATE TABLE hostile_keys (slug text, body text); "
+                               "CREATE UNIQUE INDEX ON hostile_keys (lower(slug))",
+    "dropped key column": "CREATE TABLE hostile_keys (slug text UNIQUE, body text); "
+                          "ALTER TABLE hostile_keys DROP COLUMN slug",
+}
+
+
+@pytest.mark.parametrize("case", sorted(KEYS_THAT_DO_NOT_IDENTIFY_A_ROW))
+def test_key_columns_that_do_not_identify_one_row_are_refused(catalog_db, case):
+    db = catalog_db
+    db.execute(KEYS_THAT_DO_NOT_IDENTIFY_A_ROW[case])
+    before = catalog(db)
+    error = attempt_registration(db, "keyless", "hostile_keys", ["body"], 3, "slug")
+    assert error is not None and is_clear_refusal(error), error
+    assert "has no unique index" in str(error) or "does not exist" in str(error)
+    assert catalog(db) == before
+
+
+def test_a_dropped_column_cannot_be_named_by_its_internal_name(catalog_db):
+    db = catalog_db
+    db.execute("CREATE TABLE hostile_dropped (id bigint PRIMARY KEY, gone text, body text)")
+    db.execute("ALTER TABLE hostile_dropped DROP COLUMN gone")
+    internal = db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'hostile_dropped'::regclass "
+                          "AND attisdropped").fetchone()[0]
+    before = catalog(db)
+    error = attempt_registration(db, "dropped", "hostile_dropped", [internal], 3, "id")
+    assert error is not None and "does not exist" in str(error), error
+    assert catalog(db) == before
+
+
+def test_a_row_with_a_null_key_does_not_stop_the_queue(catalog_db):
+    """A unique index allows any number of NULLs. If register_source accepts a nullable key, a row
+    whose key is NULL must not break job intake for every other table."""
+    db = catalog_db
+    db.execute("CREATE TABLE hostile_nullable (slug text UNIQUE, body text)")
+    error = attempt_registration(db, "nullable", "hostile_nullable", ["body"], 3, "slug")
+    if error is not None:  # refusing a nullable key is a fine answer too
+        assert is_clear_refusal(error) and "slug" in str(error), error
+        return
+    db.execute("INSERT INTO hostile_nullable VALUES (NULL, 'no key'), ('a', 'keyed')")
+    db.execute("INSERT INTO courses (title) VALUES ('an innocent course')")
+    try:
+        with db.transaction():
+            db.execute("SELECT embedq.jobs_ingest()")
+    except psycopg.Error as ingest_error:
+        pytest.fail(f"one NULL key stops every job from being queued: {str(ingest_error)[:160]}")
+    queued = set(db.execute("SELECT content_type, source_id FROM embedq.jobs").fetchall())
+    assert {("course", "1"), ("nullable", "a")} <= queued
+
+
+def test_long_and_unicode_names_register_exactly_their_table(catalog_db):
+    db = catalog_db
+    schema, table = "ünïcødé 表", "t" * 50 + "😀😀😀"  # 62 bytes
+    key, field = "ключ", "поле ✓ \"quoted\" 'single'"
+    db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    db.execute(sql.SQL("CREATE TABLE {} ({} text PRIMARY KEY, {} text)").format(
+        sql.Identifier(schema, table), sql.Identifier(key), sql.Identifier(field)))
+    name = qualified(db, schema, table)
+    before = catalog(db)
+    content_type = "u" * 40  # the longest content type allowed
+    register(db, content_type, name, [field], 9, key)
+    assert_registered_exactly(db, before, content_type, name, key, [field])
+    assert_triggers_queue_jobs(db, content_type, sql.Identifier(schema, table), key, [field])
+
+
+def test_a_dollar_quote_in_a_column_name_cannot_run_sql(catalog_db):
+    """register_source writes its trigger functions as `AS $body$ ... $body$` with the column names
+    inside: a column named with `$body$` ends the function text early, and what follows runs as
+    SQL in register_source's own (owner's) session. PL/pgSQL's body check usually turns that into a
+    syntax error; with check_function_bodies off (as pg_dump/restore sessions and some migration
+    tools set it), the statement in the column name runs."""
+    db = catalog_db
+    column = "$body$;DROP TABLE IF EXISTS public.bystander;SELECT $body$"
+    db.execute(sql.SQL("CREATE TABLE hostile_dollar (id bigint PRIMARY KEY, {} text)").format(sql.Identifier(column)))
+    db.execute("SET check_function_bodies = off")
+    before = catalog(db)
+    error = attempt_registration(db, "dollar", "hostile_dollar", [column], 3, "id")
+    assert db.execute("SELECT to_regclass('public.bystander')").fetchone()[0] is not None, \
+        "a column name dropped a table"
+    if error is None:
+        db.execute("SET check_function_bodies = on")
+        assert_registered_exactly(db, before, "dollar", "hostile_dollar", "id", [column])
+        assert_triggers_queue_jobs(db, "dollar", sql.Identifier("hostile_dollar"), "id", [column])
+    else:
+        assert is_clear_refusal(error), (error.sqlstate, str(error)[:300])
+        assert catalog(db) == before
