@@ -911,3 +911,159 @@ def test_a_dollar_quote_in_a_column_name_cannot_run_sql(catalog_db):
     else:
         assert is_clear_refusal(error), (error.sqlstate, str(error)[:300])
         assert catalog(db) == before
+
+
+# -- (c) the CLI fed garbage ---------------------------------------------------------------------
+
+CLI_PASSWORD = "cli-secret-pw-4711"
+UNREACHABLE = f"postgresql://embedq:{CLI_PASSWORD}@127.0.0.1:1/nowhere"
+
+
+def bad_url(url: str) -> dict[str, str]:
+    return {"DATABASE_URL": url}
+
+
+# name: (arguments, environment); DATABASE_URL is an unreachable server unless the case sets it.
+CLI_GARBAGE: dict[str, tuple[list[str], dict[str, str]]] = {
+    "no command": ([], {}),
+    "unknown command": (["no-such-command"], {}),
+    "misspelled command": (["stauts"], {}),
+    "unknown jobs command": (["jobs", "explode", "1"], {}),
+    "unknown models command": (["models", "upgrade"], {}),
+    "unknown option": (["status", "--no-such-option"], {}),
+    "option of another command": (["status", "--drain"], {}),
+    "extra argument": (["status", "extra"], {}),
+    "argument that is not UTF-8": (["status", "\udcff\udcfe"], {}),
+    "job id not a number": (["jobs", "show", "abc"], {}),
+    "job id zero": (["jobs", "show", "0"], {}),
+    "job id negative": (["jobs", "cancel", "--", "-1"], {}),
+    "job id with a fraction": (["jobs", "retry", "1.5"], {}),
+    "job id in hex": (["jobs", "show", "0x10"], {}),
+    "job id missing": (["jobs", "show"], {}),
+    "replay since not a date": (["replay", "--since", "yesterday"], {}),
+    "replay since an impossible date": (["replay", "--since", "2026-13-45"], {}),
+    "replay until empty": (["replay", "--until", ""], {}),
+    "replay since an offset out of range": (["replay", "--since", "2026-01-01T00:00:00+99:00"], {}),
+    "replay unknown status": (["replay", "--status", "bogus"], {}),
+    "replay empty status": (["replay", "--status", ","], {}),
+    "replay pending status": (["replay", "--status", "pending", "--yes"], {}),
+    "replay id not a number": (["replay", "--id", "abc"], {}),
+    "replay id zero": (["replay", "--id", "0"], {}),
+    "search without text": (["search"], {}),
+    "search k zero": (["search", "x", "-k", "0"], {}),
+    "search k not a number": (["search", "x", "-k", "ten"], {}),
+    "search k too large": (["search", "x", "-k", "1001"], {}),
+    "serve port zero": (["serve", "--port", "0"], {}),
+    "serve port too large": (["serve", "--port", "70000"], {}),
+    "up port not a number": (["up", "--port", "http"], {}),
+    "backfill without type": (["backfill"], {}),
+    "backfill priority zero": (["backfill", "--type", "course", "--priority", "0"], {}),
+    "backfill priority ten": (["backfill", "--type", "course", "--priority", "10"], {}),
+    "maintenance negative days": (["maintenance", "--done-days", "-1"], {}),
+    "verify type without value": (["verify", "--type"], {}),
+    "models activate without name": (["models", "activate"], {}),
+    "batch size not a number": (["status"], {"EMBEDQ_BATCH_SIZE": "abc"}),
+    "batch size negative": (["status"], {"EMBEDQ_BATCH_SIZE": "-3"}),
+    "batch size in exponent form": (["status"], {"EMBEDQ_BATCH_SIZE": "1e3"}),
+    "poll interval a word": (["listen", "--drain"], {"EMBEDQ_POLL_INTERVAL": "soon"}),
+    "provider unknown": (["status"], {"EMBEDQ_PROVIDER": "bogus"}),
+    "provider openai without key": (["status"], {"EMBEDQ_PROVIDER": "openai"}),
+    "model the local provider lacks": (["status"], {"EMBEDQ_MODEL": "gpt-9"}),
+    "dimensions zero": (["status"], {"EMBEDQ_DIMENSIONS": "0"}),
+    "log format unknown": (["status"], {"EMBEDQ_LOG_FORMAT": "xml"}),
+    "log level unknown": (["status"], {"EMBEDQ_LOG_LEVEL": "LOUD"}),
+    "log level a number": (["status"], {"EMBEDQ_LOG_LEVEL": "5"}),
+    "port setting not a number": (["serve"], {"EMBEDQ_PORT": "eighty"}),
+    "max body zero": (["serve"], {"EMBEDQ_MAX_BODY_BYTES": "0"}),
+    "chunk overlap above chunk size": (["status"], {"EMBEDQ_CHUNK_OVERLAP_TOKENS": "999"}),
+    "openai batch above the API limit": (["status"], {"EMBEDQ_PROVIDER": "openai", "OPENAI_API_KEY": "sk-x",
+                                                      "EMBEDQ_OPENAI_BATCH_SIZE": "5000"}),
+    "qstash token without webhook url": (["status"], {"QSTASH_TOKEN": "tok"}),
+    "database url not a url": (["status"], bad_url("not a url")),
+    "database url of another database": (["status"], bad_url(f"mysql://root:{CLI_PASSWORD}@db/app")),
+    "database url with an unclosed IPv6 host": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@[::1/db")),
+    "database url with a port that is not a number": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@h:pg/db")),
+    "database url with a port out of range": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@127.0.0.1:99999/db")),
+    "database url with a bad sslmode": (["status"], bad_url(f"{UNREACHABLE}?sslmode=bogus")),
+    "database url with an unknown host": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@no-such-host.invalid/db")),
+    "database url with a missing socket dir": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@/db?host=/nonexistent")),
+    **{f"unreachable database: {' '.join(args)}": (args, {}) for args in (
+        ["status"], ["migrate"], ["listen", "--drain"], ["listen"], ["serve"], ["up"], ["demo"], ["search", "bread"],
+        ["verify"], ["backfill", "--type", "course"], ["replay", "--yes"], ["maintenance"], ["jobs", "show", "1"],
+        ["jobs", "cancel", "1"], ["jobs", "retry", "1"], ["models", "list"], ["models", "activate", "x"],
+        ["models", "drop", "x", "--yes"])},
+}
+
+
+# The short run (`make test`) takes one or two cases of each kind; `make faults` runs them all.
+SHORT_CLI_CASES = {
+    "no command", "unknown command", "unknown option", "argument that is not UTF-8", "job id not a number",
+    "job id negative", "replay since not a date", "replay since an impossible date", "replay unknown status",
+    "search k not a number", "serve port too large", "batch size not a number", "provider unknown",
+    "log level unknown", "qstash token without webhook url", "database url not a url",
+    "database url with an unclosed IPv6 host", "database url with a port that is not a number",
+    "database url with a port out of range", "unreachable database: status", "unreachable database: serve",
+    "unreachable database: up", "unreachable database: demo", "unreachable database: replay --yes",
+}
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
+    clean.update({"DATABASE_URL": UNREACHABLE, "EMBEDQ_DATA_DIR": "/nonexistent/embedq-must-not-start"}, **env)
+    return subprocess.run([sys.executable, "-m", "embedq", *args], env=clean, capture_output=True, text=True,
+                          errors="replace", timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def cli_results(fault_scale) -> dict[str, subprocess.CompletedProcess]:
+    """The garbage cases of this run, each a real process, a few at a time."""
+    chosen = {name: case for name, case in CLI_GARBAGE.items() if fault_scale.long or name in SHORT_CLI_CASES}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {name: pool.submit(run_cli, *case) for name, case in chosen.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, secrets: tuple[str, ...] = (CLI_PASSWORD,)) -> None:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, result.stderr[-1500:]
+    assert result.returncode == 2, (result.returncode, result.stderr[-500:])
+    assert result.stderr.count("\n") == 1 and result.stderr.endswith("\n"), result.stderr[-1500:]
+    assert result.stderr.startswith("embedq: error: "), result.stderr
+    for secret in secrets:
+        assert secret not in output
+
+
+@pytest.mark.parametrize("case", list(CLI_GARBAGE))
+def test_garbage_on_the_command_line_gets_one_line_and_exit_code_2(cli_results, case):
+    if case not in cli_results:
+        pytest.skip("run by `make faults` (--faults-long)")
+    assert_one_line_error(cli_results[case])
+
+
+MIGRATED_DATABASE_GARBAGE = {
+    "job id beyond bigint": ["jobs", "show", "99999999999999999999"],
+    "cancel id beyond bigint": ["jobs", "cancel", "9223372036854775808"],
+    "replay id beyond bigint": ["replay", "--id", "99999999999999999999", "--dry-run"],
+    "job that does not exist": ["jobs", "retry", "424242"],
+    "backfill of an unknown type": ["backfill", "--type", "no_such_type"],
+    "activate an unknown model": ["models", "activate", "no-such-model"],
+    "drop an unknown model": ["models", "drop", "no-such-model", "--yes"],
+    "verify an unknown type": ["verify", "--type", "no_such_type"],
+    "replay without --yes and no terminal": ["replay", "--status", "dead,failed,done", "--id", "1"],
+}
+
+
+SHORT_MIGRATED_DATABASE_CASES = {"job id beyond bigint", "verify an unknown type", "backfill of an unknown type"}
+
+
+@pytest.mark.parametrize("case", list(MIGRATED_DATABASE_GARBAGE))
+def test_garbage_against_a_real_database_gets_one_line_and_exit_code_2(dsn, fault_scale, case):
+    if not fault_scale.long and case not in SHORT_MIGRATED_DATABASE_CASES:
+        pytest.skip("run by `make faults` (--faults-long)")
+    with psycopg.connect(dsn, autocommit=True) as db:  # one finished job, so `replay --id 1` has something
+        db.execute("INSERT INTO courses (title) VALUES ('replayable')")
+        db.execute("SELECT embedq.jobs_ingest()")
+        db.execute("UPDATE embedq.jobs SET status = 'dead', finished_at = now(), last_error = 'x'")
+        before = database_state(db)
+        assert_one_line_error(run_cli(MIGRATED_DATABASE_GARBAGE[case], {"DATABASE_URL": dsn}), secrets=())
+        assert database_state(db) == before
