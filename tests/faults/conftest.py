@@ -65,8 +65,7 @@ def make_harness(request: pytest.FixtureRequest, tmp_path):
 
     yield make
     for harness in made:
-        for process in harness.processes:
-            process.kill()
+        harness.kill_all()
 
 
 @pytest.fixture

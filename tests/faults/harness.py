@@ -1,17 +1,16 @@
 """Run embedq as its users do, as real processes, and break it on purpose.
 
-    harness = Harness(dsn, log_dir, provider_url=provider.base_url)
-    listener = await harness.listener()
-    webhook = await harness.webhook(qstash)
-    listener.kill()                      # kill -9
-    listener = await harness.restart(listener)
-    ...
-    await harness.settle(conn)
-    await harness.assert_consistent(conn)  # `embedq verify --json` + SQL checks
-    await harness.aclose()               # every process killed, whatever happened
+    harness = make_harness(dsn, provider_url=provider.base_url, **qstash.env)  # the fixture
+    webhook = await harness.webhook(port)          # `embedq serve --port P`, once /healthz is 200
+    listener = await harness.listener()            # `embedq listen`, once it logged its start
+    listener.kill()                                # kill -9
+    listener = await harness.restart(listener)     # same command, same environment
+    await settle(conn, harness, timeout=120)       # every job done or dead
+    await assert_consistent(conn, harness)         # `embedq verify --json` + SQL checks
 
-Each process writes its stdout and stderr (JSON log lines) to files in `log_dir`;
-`tails()` shows the end of each, for the report of a failed test.
+Each process writes its stdout and stderr (JSON log lines) to files in its log directory;
+`tails()` shows the end of each in the report of a failed test, and the fixture kills every
+process the test started, whatever happened.
 """
 
 from __future__ import annotations
@@ -106,6 +105,8 @@ class EmbedqProcess:
         self.stdout_path = log_dir / f"{name}.out"
         self.stderr_path = log_dir / f"{name}.err"
         self.popen: subprocess.Popen | None = None
+        #: stopped on purpose by the test (as opposed to dying of the fault)
+        self.stopped = False
 
     def start(self) -> EmbedqProcess:
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
@@ -119,11 +120,13 @@ class EmbedqProcess:
 
     def kill(self) -> None:
         """kill -9: no clean-up, no finished batch, leases left behind."""
+        self.stopped = True
         if self.alive:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait(10)
 
     def terminate(self, timeout: float = 15) -> int | None:
+        self.stopped = True
         if self.alive:
             self.popen.terminate()
             try:
@@ -244,11 +247,17 @@ class Harness:
         report["exit_code"] = completed.returncode
         return report
 
+    def assert_running(self) -> None:
+        """Every process the test did not kill itself is still running (none died of the fault)."""
+        exited = [p for p in self.processes if not p.stopped and not p.alive]
+        assert not exited, "exited by themselves: " + "\n".join(f"{p.name} ({p.popen.returncode})\n{p.tail()}"
+                                                              for p in exited)
+
     def tails(self) -> str:
         return "\n\n".join(f"=== {p.name} ({'running' if p.alive else 'exited'})\n{p.tail()}"
                            for p in self.processes)
 
-    async def aclose(self) -> None:
+    def kill_all(self) -> None:
         for process in self.processes:
             process.kill()
 
@@ -335,7 +344,9 @@ LIMIT 10
 async def assert_consistent(conn: asyncpg.Connection, harness: Harness, *, dead: int = 0) -> dict:
     """What every scenario must end with: `embedq verify --json` finds no drift and nothing in
     flight, no row has duplicate (or missing middle) vectors, no job is left in processing or
-    dispatched, and no job is dead (except `dead` deliberate poison jobs)."""
+    dispatched, no job is dead (except `dead` deliberate poison jobs), and no embedq process
+    died of the fault."""
+    harness.assert_running()
     report = await harness.verify()
     drifting = {t: {k: d[k][:5] for k in ("missing", "stale", "orphaned") if d[k]}
                 for t, d in report["types"].items() if d["drift"]}

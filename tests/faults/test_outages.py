@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import httpx
 import psycopg
 import pytest
@@ -168,7 +169,8 @@ async def reconnecting_load(dsn: str, rng: random.Random, rows: int, pause: floa
             if conn is None or conn.is_closed():
                 conn = await db.connect(dsn, "faults-app")
             written += len(await insert_posts(conn, rng, min(25, rows - written), written + 1))
-        except (DatabaseUnavailable, *db.CONNECTION_ERRORS):
+        # asyncpg may also report a session the server cut with InternalClientError
+        except (DatabaseUnavailable, asyncpg.InternalClientError, *db.CONNECTION_ERRORS):
             conn = None
             await asyncio.sleep(0.1)
         await asyncio.sleep(pause)
@@ -205,7 +207,12 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
         conn = await db.connect(pg.dsn, "faults-check")
         marker = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('after the restart', 'marker') "
                                      "RETURNING id")
-        await wait_until(lambda: _claimed(conn, marker), 60)
+
+        async def claimed() -> bool:
+            harness.assert_running()  # the services must ride out the restart, not exit
+            return await _claimed(conn, marker)
+
+        await wait_until(claimed, 60)
         listener_reconnect = time.monotonic() - back
         await wait_until(lambda: _has_vector(conn, marker), 60)
         marker_vector = time.monotonic() - back
@@ -214,6 +221,7 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
         try:
             await settle(conn, harness, timeout=fault_scale.pick(120, 900))
             await qstash.wait_idle(timeout=60)
+            harness.assert_running()
             assert webhook_reconnect < RECONNECT_SECONDS, f"webhook healthy again only after {webhook_reconnect:.1f} s"
             assert listener_reconnect < RECONNECT_SECONDS, f"listener claimed again only after {listener_reconnect:.1f} s"
             await assert_consistent(conn, harness)
