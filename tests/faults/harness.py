@@ -343,7 +343,7 @@ LIMIT 10
 
 async def assert_consistent(conn: asyncpg.Connection, harness: Harness, *, dead: int = 0) -> dict:
     """What every scenario must end with: `embedq verify --json` finds no drift and nothing in
-    flight, no row has duplicate (or missing middle) vectors, no job is left in processing or
+    flight, no row has duplicate (or missing middle) vectors, every vector belongs to its text, no job is left in processing or
     dispatched, no job is dead (except `dead` deliberate poison jobs), and no embedq process
     died of the fault."""
     harness.assert_running()
@@ -368,22 +368,26 @@ async def assert_consistent(conn: asyncpg.Connection, harness: Harness, *, dead:
     dead_jobs = await conn.fetch("SELECT id, source_id, attempts, last_error FROM embedq.jobs "
                                  "WHERE status = 'dead' LIMIT 5")
     assert counts.get("dead", 0) == dead, f"{counts.get('dead', 0)} dead jobs: {[dict(r) for r in dead_jobs]}"
+    report["vectors_checked"] = await assert_vectors_match_text(conn)
     return report
 
 
 async def assert_vectors_match_text(conn: asyncpg.Connection) -> int:
     """Every stored vector is the provider's vector of the chunk stored beside it (the fake's
-    vectors are a function of the text): no vector was written for another row's text."""
-    from tests.fakes.openai_server import fake_vector
-
+    vectors are a function of the text), and that chunk is the one its hash names (the hash
+    `embedq verify` compared with the row): no vector was written for another row's text."""
     import numpy as np
+
+    from embedq.processing import content_hash
+    from tests.fakes.openai_server import fake_vector
 
     mismatched, checked = [], 0
     async with conn.transaction():
-        async for record in conn.cursor("SELECT content_type, source_id, chunk_index, content, "
+        async for record in conn.cursor("SELECT content_type, source_id, chunk_index, content, content_hash, "
                                         "embedding::text AS embedding FROM embedq.embeddings"):
             stored = np.array(json.loads(record["embedding"]), dtype=np.float32)
-            if not np.allclose(stored, fake_vector(record["content"], DIMENSIONS), atol=1e-6):
+            if (record["content_hash"] != content_hash(MODEL, record["content"])
+                    or not np.allclose(stored, fake_vector(record["content"], DIMENSIONS), atol=1e-6)):
                 mismatched.append((record["content_type"], record["source_id"], record["chunk_index"]))
             checked += 1
     assert not mismatched, f"{len(mismatched)} vectors do not belong to their text, e.g. {mismatched[:5]}"
