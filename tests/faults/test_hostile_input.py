@@ -15,7 +15,6 @@ import contextlib
 import dataclasses
 import logging
 import traceback
-import hashlib
 import json
 import os
 import subprocess
@@ -48,12 +47,14 @@ SEEDED_MESSAGE_ID = "msg_seeded_for_hostile_input"
 
 
 def hypothesis_run(fault_scale, short: int = 80, long: int = 2000):
+    """`make test`: a few dozen examples, the same ones every run; `make faults`: thousands, new each
+    run. No example database (nothing written into the working tree); a failure prints its example."""
     return hypothesis_settings(
         max_examples=fault_scale.pick(short, long),
         deadline=None,
         database=None,
         report_multiple_bugs=False,
-        derandomize=not fault_scale.long,  # `make test` gives the same answer every run; `make faults` explores  # nothing written into the working tree; failures print their example
+        derandomize=not fault_scale.long,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
 
@@ -627,7 +628,8 @@ def assert_triggers_queue_jobs(db, content_type: str, table: sql.Composable, key
         table, sql.SQL(", ").join(sql.Identifier(c) for c in [key, *fields]),
         sql.SQL(", ").join(sql.Literal(v) for v in [key_value, *["v" for _ in fields]])))
     db.execute("SELECT embedq.jobs_ingest()")
-    job = db.execute("SELECT op::text FROM embedq.jobs WHERE content_type = %s AND source_id = %s AND status = 'pending'",
+    job = db.execute("SELECT op::text FROM embedq.jobs "
+                     "WHERE content_type = %s AND source_id = %s AND status = 'pending'",
                      (content_type, key_value)).fetchone()
     assert job == ("upsert",)
     rows = db.execute("SELECT source_id, fields FROM embedq.source_rows(%s, ARRAY[%s])", (content_type, key_value))
@@ -984,10 +986,13 @@ CLI_GARBAGE: dict[str, tuple[list[str], dict[str, str]]] = {
     "database url of another database": (["status"], bad_url(f"mysql://root:{CLI_PASSWORD}@db/app")),
     "database url with an unclosed IPv6 host": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@[::1/db")),
     "database url with a port that is not a number": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@h:pg/db")),
-    "database url with a port out of range": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@127.0.0.1:99999/db")),
+    "database url with a port out of range": (["status"],
+                                               bad_url(f"postgresql://u:{CLI_PASSWORD}@127.0.0.1:99999/db")),
     "database url with a bad sslmode": (["status"], bad_url(f"{UNREACHABLE}?sslmode=bogus")),
-    "database url with an unknown host": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@no-such-host.invalid/db")),
-    "database url with a missing socket dir": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@/db?host=/nonexistent")),
+    "database url with an unknown host": (["status"],
+                                          bad_url(f"postgresql://u:{CLI_PASSWORD}@no-such-host.invalid/db")),
+    "database url with a missing socket dir": (["status"],
+                                               bad_url(f"postgresql://u:{CLI_PASSWORD}@/db?host=/nonexistent")),
     **{f"unreachable database: {' '.join(args)}": (args, {}) for args in (
         ["status"], ["migrate"], ["listen", "--drain"], ["listen"], ["serve"], ["up"], ["demo"], ["search", "bread"],
         ["verify"], ["backfill", "--type", "course"], ["replay", "--yes"], ["maintenance"], ["jobs", "show", "1"],
