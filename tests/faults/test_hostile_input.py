@@ -1156,3 +1156,4 @@ def test_generated_command_lines_get_one_line_and_exit_code_2(fault_scale):
         except subprocess.TimeoutExpired:
             driver.kill()
             driver.wait()
+        driver.stdout.close()
