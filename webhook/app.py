@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 NON_RETRYABLE = 489
 MAX_JOBS_PER_MESSAGE = 10_000
+MAX_JOB_ID = 2**63 - 1
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 MAX_JOBS_LISTED = 500
 
@@ -96,6 +97,11 @@ async def verified_body(request: Request, route: str) -> bytes | Response:
     return body
 
 
+def storable_text(text: str) -> str:
+    """Text PostgreSQL accepts: no NUL, no lone surrogates."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
 def parse_job_ids(body: bytes) -> list[int]:
     try:
         payload = json.loads(body)
@@ -107,8 +113,8 @@ def parse_job_ids(body: bytes) -> list[int]:
     ids = []
     for job in jobs:
         job_id = job.get("id") if isinstance(job, dict) else None
-        if not isinstance(job_id, int) or isinstance(job_id, bool) or job_id < 1:
-            raise InvalidInput("every job needs a positive integer id")
+        if not isinstance(job_id, int) or isinstance(job_id, bool) or not 1 <= job_id <= MAX_JOB_ID:
+            raise InvalidInput("every job needs a positive integer id (a bigint)")
         ids.append(job_id)
     return ids
 
@@ -122,7 +128,7 @@ async def post_jobs(request: Request) -> Response:
         ids = parse_job_ids(body)
     except InvalidInput as exc:
         return error(400, str(exc))
-    message_id = request.headers.get("upstash-message-id", "")
+    message_id = storable_text(request.headers.get("upstash-message-id", ""))[:200]
     try:
         rows = await state.pool.fetch(query("jobs_accept"), ids, f"{state.name}:{message_id}",
                                       state.settings.lease_seconds)
@@ -163,8 +169,10 @@ async def post_failures(request: Request) -> Response:
     try:
         callback = json.loads(body)
         message_id = callback["sourceMessageId"]
-        if not isinstance(message_id, str) or not message_id:
-            raise ValueError("sourceMessageId is empty")
+        if not isinstance(message_id, str) or not message_id or len(message_id) > 200 or not message_id.isprintable():
+            raise ValueError("sourceMessageId must be a short printable string")
+        if not isinstance(callback.get("body") or "", str):
+            raise ValueError("body must be the base64 text of the last answer")
     except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         return error(400, f"not a QStash failure callback: {exc}")
     reason = f"QStash gave up after {callback.get('retried', '?')} retries: last status {callback.get('status', '?')}"
@@ -175,8 +183,8 @@ async def post_failures(request: Request) -> Response:
         if answer:
             reason += f": {answer[:500]}"
     except ValueError:
-        pass
-    dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id, reason)]
+        pass  # the answer is only a detail of the reason
+    dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id, storable_text(reason))]
     logger.warning("message dead-lettered by QStash", extra={"action": "failure_callback", "message_id": message_id,
                                                              "job_ids": dead})
     return JSONResponse({"dead": dead})

@@ -64,6 +64,7 @@ BEGIN
                (array_agg(t.op ORDER BY t.id DESC))[1] AS op,
                min(t.priority) AS priority, min(t.created_at) AS created_at
         FROM taken t CROSS JOIN LATERAL unnest(t.source_ids) AS u(source_id)
+        WHERE u.source_id IS NOT NULL  -- a row without a key cannot be named; it must not block the rest
         GROUP BY t.content_type, u.source_id
     )
     , queued AS (

@@ -5,7 +5,9 @@
 -- embedq.job_inbox (the keys as an array) and ONE pg_notify, not 100,000 of each. (PostgreSQL takes a cluster-wide
 -- lock at commit for every transaction that notifies; per-row notifies would serialise
 -- writers.) Every identifier a caller passes is checked against the catalog and quoted
--- with format('%I'); nothing a caller passes is ever executed as SQL.
+-- with format('%I'); nothing a caller passes is ever executed as SQL. The trigger functions'
+-- bodies are passed to CREATE FUNCTION as quoted literals (%L), never dollar-quoted: a column
+-- named `x$body$y` would otherwise end the body early and run the rest as SQL.
 --
 -- A statement skips its NOTIFY when inbox rows are already waiting: their notification is on
 -- its way (or was delivered) and a listener claims again until nothing is left, so the new
@@ -54,6 +56,7 @@ DECLARE
     v_new_fields text;
     v_old_fields text;
     v_names record;
+    v_schema name;
 BEGIN
     IF v_content_type IS NULL OR v_content_type !~ '^[a-z][a-z0-9_]{0,39}$' THEN
         RAISE EXCEPTION 'embedq: content type % is not valid', quote_literal(coalesce(v_content_type, 'NULL'))
@@ -74,11 +77,17 @@ BEGIN
         RAISE EXCEPTION 'embedq: fields % contain a duplicate', fields USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT c.relkind, format('%I.%I', n.nspname, c.relname) INTO v_relkind, v_table
+    SELECT c.relkind, format('%I.%I', n.nspname, c.relname), n.nspname INTO v_relkind, v_table, v_schema
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.oid = source_table;
     IF v_relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'embedq: % is not a table', source_table USING ERRCODE = 'wrong_object_type';
+    END IF;
+    -- A trigger on embedq.job_inbox would fire on its own insert; one on embedq.jobs would queue
+    -- a job for every job. System catalogs take no triggers at all.
+    IF v_schema IN ('embedq', 'pg_catalog', 'information_schema', 'pg_toast') THEN
+        RAISE EXCEPTION 'embedq: % is one of embedq''s or PostgreSQL''s own tables, not an application table', v_table
+            USING ERRCODE = 'wrong_object_type';
     END IF;
 
     SELECT a.attnum INTO v_key_attnum FROM pg_attribute a
@@ -127,23 +136,22 @@ BEGIN
                      ('delete', 'delete', 'old_rows', 'DELETE ON %s REFERENCING OLD TABLE AS old_rows'))
             AS x(kind, op, transition, event) USING (kind)
     LOOP
-        EXECUTE format($fn$
-            CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+        EXECUTE format('CREATE OR REPLACE FUNCTION embedq.%I() RETURNS trigger LANGUAGE plpgsql AS %L',
+                       v_names.function_name, format($body$
             DECLARE
                 already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
             BEGIN
                 INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-                SELECT s.content_type, %4$L, s.priority, touched.ids
-                FROM (SELECT array_agg(r.%2$I::text) AS ids FROM %5$I r) touched
+                SELECT s.content_type, %3$L, s.priority, touched.ids
+                FROM (SELECT array_agg(r.%1$I::text) FILTER (WHERE r.%1$I IS NOT NULL) AS ids FROM %4$I r) touched
                 CROSS JOIN embedq.sources s
-                WHERE s.content_type = %3$L AND s.enabled AND touched.ids IS NOT NULL;
+                WHERE s.content_type = %2$L AND s.enabled AND touched.ids IS NOT NULL;
                 IF FOUND AND NOT already_waiting THEN
                     PERFORM pg_notify('embedq_jobs', '');
                 END IF;
                 RETURN NULL;
             END
-            $body$
-        $fn$, v_names.function_name, key_column, v_content_type, v_names.op, v_names.transition);
+        $body$, key_column, v_content_type, v_names.op, v_names.transition));
         EXECUTE format('CREATE TRIGGER %I AFTER %s FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
                        v_names.trigger_name, format(v_names.event, v_table), v_names.function_name);
     END LOOP;
@@ -152,35 +160,35 @@ BEGIN
     -- for each statement's row count: a cached plan made for a one-row update would be a
     -- nested loop, quadratic for a 100,000-row update.
     SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'update';
-    EXECUTE format($fn$
-        CREATE OR REPLACE FUNCTION embedq.%1$I() RETURNS trigger LANGUAGE plpgsql AS $body$
+    EXECUTE format('CREATE OR REPLACE FUNCTION embedq.%I() RETURNS trigger LANGUAGE plpgsql AS %L',
+                   v_names.function_name, format($body$
         DECLARE
             already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
             queued bigint;
         BEGIN
-            EXECUTE %4$L;
+            EXECUTE %1$L;
             GET DIAGNOSTICS queued = ROW_COUNT;
             IF queued > 0 AND NOT already_waiting THEN
                 PERFORM pg_notify('embedq_jobs', '');
             END IF;
             RETURN NULL;
         END
-        $body$
-    $fn$, v_names.function_name, key_column, v_content_type, format($q$
+    $body$, format($q$
             INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
             SELECT s.content_type, touched.op, s.priority, touched.ids
             FROM (
                 SELECT 'upsert'::embedq.job_op AS op, array_agg(n.%1$I::text) AS ids
                 FROM new_rows n LEFT JOIN old_rows o ON o.%1$I = n.%1$I
-                WHERE o.%1$I IS NULL OR (%3$s) IS DISTINCT FROM (%4$s)
+                WHERE n.%1$I IS NOT NULL AND (o.%1$I IS NULL OR (%3$s) IS DISTINCT FROM (%4$s))
                 UNION ALL
                 SELECT 'delete'::embedq.job_op, array_agg(o.%1$I::text)
-                FROM old_rows o WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.%1$I = o.%1$I)
+                FROM old_rows o
+                WHERE o.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.%1$I = o.%1$I)
             ) AS touched CROSS JOIN embedq.sources s
             WHERE s.content_type = %2$L AND s.enabled AND touched.ids IS NOT NULL
         $q$, key_column, v_content_type,
         CASE WHEN cardinality(fields) = 1 THEN v_new_fields ELSE 'ROW(' || v_new_fields || ')' END,
-        CASE WHEN cardinality(fields) = 1 THEN v_old_fields ELSE 'ROW(' || v_old_fields || ')' END));
+        CASE WHEN cardinality(fields) = 1 THEN v_old_fields ELSE 'ROW(' || v_old_fields || ')' END)));
     EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
                    'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
                    v_names.trigger_name, v_table, v_names.function_name);
