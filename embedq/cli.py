@@ -129,7 +129,8 @@ def status(as_json: JsonOption = False) -> None:
 
 # -- jobs ----------------------------------------------------------------------------------
 
-JobId = Annotated[int, typer.Argument(help="The job id (see `embedq status`).", min=1)]
+MAX_JOB_ID = 2**63 - 1  # bigint
+JobId = Annotated[int, typer.Argument(help="The job id (see `embedq status`).", min=1, max=MAX_JOB_ID)]
 
 
 async def _get_job(conn, job_id: int) -> Job:
@@ -250,6 +251,12 @@ async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, 
     from webhook.app import create_app
 
     dsn = db.resolve_dsn(settings)
+    # one clear line now, rather than a traceback from the server's startup
+    conn = await db.connect(dsn, f"{settings.application_name}-startup")
+    try:
+        await db.ensure_migrated(conn)
+    finally:
+        await conn.close()
     embedder = create_embedder(settings)
     if hasattr(embedder, "warm"):
         await asyncio.to_thread(embedder.warm)
@@ -470,6 +477,9 @@ def verify(
                     raise InvalidInput(f"the active model is {active['name']!r} but EMBEDQ_MODEL gives "
                                        f"{embedder.model!r}, which is not being filled either: verify with "
                                        "the model that embeds")
+                known = {r["content_type"] for r in await conn.fetch(query("sources_list"))}
+                for unknown in [t for t in content_type or [] if t not in known]:
+                    raise InvalidInput(f"unknown content type {unknown!r}")
                 with Progress(TextColumn("verify {task.description}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), console=Console(stderr=True), disable=as_json) as progress:
                     tasks: dict[str, object] = {}
@@ -535,7 +545,8 @@ def replay(
     content_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")] = None,
     since: Annotated[str | None, typer.Option(help="Only jobs that ended at or after this ISO time.")] = None,
     until: Annotated[str | None, typer.Option(help="Only jobs that ended before this ISO time.")] = None,
-    job_ids: Annotated[list[int] | None, typer.Option("--id", help="Only these jobs (repeatable).", min=1)] = None,
+    job_ids: Annotated[list[int] | None, typer.Option("--id", help="Only these jobs (repeatable).", min=1,
+                                                               max=MAX_JOB_ID)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be replayed; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,

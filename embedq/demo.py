@@ -26,10 +26,10 @@ async def run_demo(settings: Settings, console: Console) -> None:
     dsn = db.resolve_dsn(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.embedded else db.describe(dsn)
     console.print(f"[bold]embedq demo[/] on {where}")
+    conn = await db.connect(dsn, f"{settings.application_name}-demo")  # a clear error if unreachable
     await asyncio.to_thread(migrations.upgrade, dsn)
     console.print(f"schema at revision {migrations.current(dsn)}")
 
-    conn = await db.connect(dsn, f"{settings.application_name}-demo")
     embedder = create_embedder(settings)
     try:
         if await conn.fetchval("SELECT count(*) FROM courses") == 0:

@@ -26,6 +26,7 @@ OPENAI_DEFAULT_DIMENSIONS = {
 }
 PROVIDERS = ("local", "openai")
 LOG_FORMATS = ("human", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
@@ -36,6 +37,23 @@ def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], defau
         return convert(raw.strip())
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} is not valid: {exc}") from None
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    """DATABASE_URL, checked as a URL. Never echoed back: it may hold a password."""
+    from urllib.parse import urlsplit
+
+    raw = (env.get("DATABASE_URL") or "").strip()
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("expected postgresql://user:password@host:port/database")
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_URL is not a valid PostgreSQL URL: {exc}") from None
+    return raw
 
 
 def _positive_int(raw: str) -> int:
@@ -158,7 +176,7 @@ class Settings:
             raise ConfigError("QSTASH_TOKEN is set but EMBEDQ_WEBHOOK_URL (the URL QStash calls) is not")
 
         settings = cls(
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=_database_url(env),
             data_dir=Path(env.get("EMBEDQ_DATA_DIR") or ".embedq"),
             application_name=env.get("EMBEDQ_APPLICATION_NAME") or "embedq",
             provider=provider,
@@ -198,7 +216,7 @@ class Settings:
             chunk_overlap_tokens=_parse(env, "EMBEDQ_CHUNK_OVERLAP_TOKENS", int, 48),
             hnsw_min_rows=_parse(env, "EMBEDQ_HNSW_MIN_ROWS", _positive_int, 10_000),
             log_format=_parse(env, "EMBEDQ_LOG_FORMAT", _choice(LOG_FORMATS), "human"),
-            log_level=(env.get("EMBEDQ_LOG_LEVEL") or "INFO").upper(),
+            log_level=_parse(env, "EMBEDQ_LOG_LEVEL", _choice(LOG_LEVELS), "info").upper(),
         )
         if settings.openai_batch_size > 2048:
             raise ConfigError("EMBEDQ_OPENAI_BATCH_SIZE must be at most 2048 (the OpenAI API's limit)")
