@@ -69,6 +69,25 @@ def make_harness(request: pytest.FixtureRequest, tmp_path):
 
 
 @pytest.fixture
+async def background():
+    """background(coroutine) -> task. Tasks still running when the test ends (it failed before
+    awaiting them) are cancelled and awaited, so they close their connections."""
+    import asyncio
+
+    tasks: list[asyncio.Task] = []
+
+    def start(coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        tasks.append(task)
+        return task
+
+    yield start
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
 def record_figures(request: pytest.FixtureRequest, fault_scale: FaultScale):
     """record_figures(conn, scenario, **notes): measure the scenario's figures for the summary."""
     from tests.faults.figures import measure

@@ -98,10 +98,12 @@ class TimedFakeOpenAIServer(FakeOpenAIServer):
 class EmbedqProcess:
     """One `python -m embedq ...` subprocess with its output in files."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path,
+                 port: int | None = None) -> None:
         self.name = name
         self.args = args
         self.env = env
+        self.port = port  # a webhook's
         self.stdout_path = log_dir / f"{name}.out"
         self.stderr_path = log_dir / f"{name}.err"
         self.popen: subprocess.Popen | None = None
@@ -124,16 +126,6 @@ class EmbedqProcess:
         if self.alive:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait(10)
-
-    def terminate(self, timeout: float = 15) -> int | None:
-        self.stopped = True
-        if self.alive:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return None if self.popen is None else self.popen.returncode
 
     def log_text(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
@@ -180,8 +172,8 @@ class Harness:
         self.processes: list[EmbedqProcess] = []
         self._numbers = itertools.count(1)
 
-    def _process(self, role: str, args: list[str], env: dict[str, str]) -> EmbedqProcess:
-        process = EmbedqProcess(f"{role}-{next(self._numbers)}", args, self.env | env, self.log_dir)
+    def _process(self, role: str, args: list[str], env: dict[str, str], port: int | None = None) -> EmbedqProcess:
+        process = EmbedqProcess(f"{role}-{next(self._numbers)}", args, self.env | env, self.log_dir, port)
         self.processes.append(process)
         return process.start()
 
@@ -196,8 +188,7 @@ class Harness:
         to its own /v1/jobs (pass one for a webhook behind a proxy)."""
         port = port or free_port()
         env = {"EMBEDQ_WEBHOOK_URL": f"http://127.0.0.1:{port}/v1/jobs", **env}
-        process = self._process("webhook", ["serve", "--port", str(port)], env)
-        process.port = port  # type: ignore[attr-defined]
+        process = self._process("webhook", ["serve", "--port", str(port)], env, port)
         await self.wait_healthy(process)
         return process
 
@@ -205,9 +196,8 @@ class Harness:
         """The same command and environment again, as a supervisor would restart it."""
         process.kill()
         again = self._process(process.name.rsplit("-", 1)[0], process.args,
-                              {k: v for k, v in process.env.items() if self.env.get(k) != v})
-        if "serve" in process.args:
-            again.port = process.port  # type: ignore[attr-defined]
+                              {k: v for k, v in process.env.items() if self.env.get(k) != v}, process.port)
+        if again.port is not None:
             await self.wait_healthy(again)
         else:
             await self.wait_started(again)
@@ -222,7 +212,7 @@ class Harness:
         await wait_until(started, STARTUP_SECONDS, interval=0.05)
 
     async def wait_healthy(self, process: EmbedqProcess) -> float:
-        url = f"http://127.0.0.1:{process.port}/healthz"  # type: ignore[attr-defined]
+        url = f"http://127.0.0.1:{process.port}/healthz"
         async with httpx.AsyncClient(timeout=2) as http:
             async def healthy() -> bool:
                 if not process.alive:
@@ -323,7 +313,7 @@ async def settle(conn: asyncpg.Connection, harness: Harness, timeout: float) -> 
         return await unfinished(conn) == 0
 
     async def describe() -> str:
-        stuck = await conn.fetch("SELECT id, status::text, attempts, locked_by, lease_expires_at < now() AS expired, "
+        stuck = await conn.fetch("SELECT id, status::text, attempts, locked_by, message_id, lease_expires_at, "
                                  "last_error FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processing', "
                                  "'dispatched') ORDER BY id LIMIT 5")
         return f"jobs {await job_counts(conn)}; e.g. {[dict(r) for r in stuck]}\n{harness.tails()}"

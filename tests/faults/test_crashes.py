@@ -47,7 +47,7 @@ async def leases_lapsed(conn) -> bool:
 
 
 async def test_listener_killed_at_random_moments_during_a_load(conn, dsn, provider, make_harness, fault_scale,
-                                                             record_figures):
+                                                             background, record_figures):
     rows = fault_scale.pick(400, 5000)
     kills = fault_scale.pick(2, 5)
     # Short scale: restarted once the killed listener's leases have lapsed (its start-up rescue
@@ -59,7 +59,7 @@ async def test_listener_killed_at_random_moments_during_a_load(conn, dsn, provid
     listener = await harness.listener()
     killed_in_hand = []
     async with LeaseWatch(dsn) as watch:
-        load = asyncio.create_task(write_load(dsn, rng, rows, pause=fault_scale.pick(0.1, 0.05)))
+        load = background(write_load(dsn, rng, rows, pause=fault_scale.pick(0.1, 0.05)))
         for _ in range(kills):
             await asyncio.sleep(rng.uniform(0.3, 1.5))
             await wait_for_jobs_in_hand(conn)
@@ -82,7 +82,7 @@ async def test_listener_killed_at_random_moments_during_a_load(conn, dsn, provid
 
 
 async def test_webhook_killed_mid_batch_while_qstash_retries(conn, dsn, provider, make_harness, fault_scale,
-                                                           record_figures):
+                                                           background, record_figures):
     rows = fault_scale.pick(300, 3000)
     kills = fault_scale.pick(1, 3)
     rng = random.Random(SEED + 2)
@@ -96,7 +96,7 @@ async def test_webhook_killed_mid_batch_while_qstash_retries(conn, dsn, provider
         webhook = await harness.webhook(port)
         await harness.listener()
         killed_in_hand = []
-        load = asyncio.create_task(write_load(dsn, rng, rows, pause=fault_scale.pick(0.1, 0.05)))
+        load = background(write_load(dsn, rng, rows, pause=fault_scale.pick(0.1, 0.05)))
         for _ in range(kills):
             await asyncio.sleep(rng.uniform(0.3, 1.0))
             await wait_for_jobs_in_hand(conn, "webhook:")

@@ -44,7 +44,7 @@ def qstash_settings(qstash: QStashServer, port: int) -> dict[str, str]:
 
 
 async def test_qstash_outage_falls_back_to_local_processing_then_returns(conn, dsn, provider, make_harness,
-                                                                        fault_scale, record_figures):
+                                                                        fault_scale, background, record_figures):
     rows = fault_scale.pick(400, 5000)
     outage_seconds = fault_scale.pick(3.0, 30.0)
     statements = rows // 25
@@ -55,7 +55,7 @@ async def test_qstash_outage_falls_back_to_local_processing_then_returns(conn, d
         harness = make_harness(dsn, provider_url=provider.base_url, **qstash_settings(qstash, port))
         await harness.webhook(port)
         listener = await harness.listener()
-        load = asyncio.create_task(write_load(dsn, rng, rows, pause=pause))
+        load = background(write_load(dsn, rng, rows, pause=pause))
         await asyncio.sleep(0.5 * outage_seconds)
         qstash.set_outage(True)
         await asyncio.sleep(outage_seconds)
@@ -165,21 +165,26 @@ async def reconnecting_load(dsn: str, rng: random.Random, rows: int, pause: floa
     failed with the server is tried again on a new connection)."""
     written = 0
     conn = None
-    while written < rows:
-        try:
-            if conn is None or conn.is_closed():
-                conn = await db.connect(dsn, "faults-app")
-            written += len(await insert_posts(conn, rng, min(25, rows - written), written + 1))
-        # asyncpg may also report a session the server cut with InternalClientError
-        except (DatabaseUnavailable, asyncpg.InternalClientError, *db.CONNECTION_ERRORS):
-            conn = None
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(pause)
-    await conn.close()
+    try:
+        while written < rows:
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await db.connect(dsn, "faults-app")
+                written += len(await insert_posts(conn, rng, min(25, rows - written), written + 1))
+            # asyncpg may also report a session the server cut with InternalClientError
+            except (DatabaseUnavailable, asyncpg.InternalClientError, *db.CONNECTION_ERRORS):
+                if conn is not None:
+                    conn.terminate()
+                conn = None
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(pause)
+    finally:
+        if conn is not None:
+            conn.terminate()
 
 
 async def test_postgres_restart_under_load_services_reconnect_by_themselves(
-        restartable_postgres, provider, make_harness, fault_scale, record_figures):
+        restartable_postgres, provider, make_harness, fault_scale, background, record_figures):
     pg = restartable_postgres
     rows = fault_scale.pick(300, 5000)
     restarts = fault_scale.pick(2, 3)
@@ -194,7 +199,7 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
         migrated = await harness.cli("migrate")
         assert migrated.returncode == 0, migrated.stderr
         await asyncio.gather(harness.webhook(port), harness.listener())
-        load = asyncio.create_task(reconnecting_load(pg.dsn, rng, rows, pause=fault_scale.pick(0.1, 0.05)))
+        load = background(reconnecting_load(pg.dsn, rng, rows, pause=fault_scale.pick(0.1, 0.05)))
         reconnects = [await restart_under_load(pg, harness, port, rng, down_seconds) for _ in range(restarts)]
         await load
         conn = await db.connect(pg.dsn, "faults-check")
