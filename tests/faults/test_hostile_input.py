@@ -901,7 +901,7 @@ def test_a_dollar_quote_in_a_column_name_cannot_run_sql(catalog_db):
     tools set it), the statement in the column name runs."""
     db = catalog_db
     column = "$body$;DROP TABLE IF EXISTS public.bystander;SELECT $body$"
-    db.execute(sql.SQL("CREATE TABLE hostile_dollar (id bigint PRIMARY KEY, {} text)").format(sql.Identifier(column)))
+    db.execute(sql.SQL("CREATE TABLE hostile_dollar (id text PRIMARY KEY, {} text)").format(sql.Identifier(column)))
     db.execute("SET check_function_bodies = off")
     before = catalog(db)
     error = attempt_registration(db, "dollar", "hostile_dollar", [column], 3, "id")
