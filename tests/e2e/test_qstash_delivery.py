@@ -397,3 +397,18 @@ async def test_a_job_held_back_by_another_job_of_its_row_is_redelivered(conn, de
     assert response.status_code == 503 and response.json()["waiting"] == ids
     assert response.headers["retry-after"] == "5"
     assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", ids[0]) == "dispatched"
+
+
+async def test_a_delivery_before_the_message_id_is_recorded_still_gets_its_failure_callback(conn, delivery):
+    # QStash delivers at once: the webhook takes the job before the listener records the message id
+    await conn.execute("INSERT INTO courses (title) VALUES ('overtaken')")
+    (job_id,) = await dispatch_all(conn)
+    await conn.fetch("SELECT * FROM embedq.jobs_accept(ARRAY[$1::bigint], 'webhook', '1 minute')", job_id)
+    await conn.execute("SELECT embedq.jobs_set_message(ARRAY[$1::bigint], 'msg_overtaken')", job_id)
+    assert await conn.fetchval("SELECT message_id FROM embedq.jobs WHERE id = $1", job_id) == "msg_overtaken"
+
+    body = json.dumps({"sourceMessageId": "msg_overtaken", "retried": 3, "status": 503}).encode()
+    url = f"{delivery.webhook_url}/v1/failures"
+    response = await delivery.http.post(url, content=body, headers={
+        "upstash-signature": sign(delivery.settings.qstash_current_signing_key, url, body)})
+    assert response.json() == {"dead": [job_id]}

@@ -147,14 +147,19 @@ CREATE OR REPLACE FUNCTION embedq.jobs_set_message(p_ids bigint[], p_message_id 
 RETURNS void
 LANGUAGE sql
 AS $$
+    -- QStash's first delivery can overtake this call: the webhook may already have taken the
+    -- jobs (processing, failed, done). They still need the id: a failure callback finds its
+    -- jobs by it. A job re-dispatched since under another message keeps that one.
     WITH changed AS (
         UPDATE embedq.jobs SET message_id = p_message_id, updated_at = now()
-        WHERE id IN (SELECT x.id FROM embedq.jobs x WHERE x.id = ANY (p_ids) AND x.status = 'dispatched'
+        WHERE id IN (SELECT x.id FROM embedq.jobs x
+                     WHERE x.id = ANY (p_ids) AND (x.status = 'dispatched' OR x.message_id IS NULL)
                      ORDER BY x.id FOR UPDATE)
-        RETURNING id, content_type, source_id
+        RETURNING id, content_type, source_id, status
     )
     SELECT FROM changed HAVING embedq.jobs_announce(
-        jsonb_agg(jsonb_build_array(id, content_type, source_id, 'dispatched'))) IS NOT NULL
+        jsonb_agg(jsonb_build_array(id, content_type, source_id, 'dispatched'))
+            FILTER (WHERE status = 'dispatched')) IS NOT NULL
 $$;
 
 -- Undoes a dispatch claim whose publish failed, so the jobs can be processed another way.
