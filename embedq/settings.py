@@ -6,6 +6,7 @@ start-up with a message naming the variable, never later in the middle of a batc
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -65,8 +66,8 @@ def _positive_int(raw: str) -> int:
 
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
-    if value < 0:
-        raise ValueError("must be >= 0")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("must be a finite number >= 0")
     return value
 
 

@@ -102,6 +102,11 @@ def test_bad_setting_exits_2_naming_the_variable(dsn):
     assert_one_line_error(result, "EMBEDQ_BATCH_SIZE='-3' is not valid")
 
 
+def test_a_poll_interval_of_nan_is_refused(dsn):
+    result = embedq("status", database_url=dsn, extra_env={"EMBEDQ_POLL_INTERVAL": "nan"})
+    assert_one_line_error(result, "EMBEDQ_POLL_INTERVAL='nan' is not valid: must be a finite number >= 0")
+
+
 def test_unmigrated_database_says_to_migrate(embedded_server):
     with psycopg.connect(embedded_server.uri, autocommit=True) as admin:
         admin.execute("DROP DATABASE IF EXISTS embedq_empty")

@@ -90,6 +90,12 @@ async def test_a_view_cannot_be_registered(conn):
         await conn.execute("SELECT embedq.register_source('ct', 'course_titles', ARRAY['title'])")
 
 
+async def test_a_temporary_table_cannot_be_registered(conn):
+    await conn.execute("CREATE TEMP TABLE scratch (id int PRIMARY KEY, note text)")
+    with pytest.raises(asyncpg.PostgresError, match="is a temporary table"):
+        await conn.execute("SELECT embedq.register_source('scratch', 'scratch', ARRAY['note'])")
+
+
 async def test_unregister_removes_triggers_and_ends_queued_jobs(conn):
     await conn.execute("INSERT INTO posts (title) VALUES ('queued')")
     await conn.execute("SELECT embedq.unregister_source('post')")

@@ -57,6 +57,7 @@ DECLARE
     v_old_fields text;
     v_names record;
     v_schema name;
+    v_persistence "char";
 BEGIN
     IF v_content_type IS NULL OR v_content_type !~ '^[a-z][a-z0-9_]{0,39}$' THEN
         RAISE EXCEPTION 'embedq: content type % is not valid', quote_literal(coalesce(v_content_type, 'NULL'))
@@ -77,11 +78,16 @@ BEGIN
         RAISE EXCEPTION 'embedq: fields % contain a duplicate', fields USING ERRCODE = 'invalid_parameter_value';
     END IF;
 
-    SELECT c.relkind, format('%I.%I', n.nspname, c.relname), n.nspname INTO v_relkind, v_table, v_schema
+    SELECT c.relkind, format('%I.%I', n.nspname, c.relname), n.nspname, c.relpersistence
+    INTO v_relkind, v_table, v_schema, v_persistence
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.oid = source_table;
     IF v_relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'embedq: % is not a table', source_table USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF v_persistence = 't' THEN
+        RAISE EXCEPTION 'embedq: % is a temporary table: no listener can read it', source_table
+            USING ERRCODE = 'wrong_object_type';
     END IF;
     -- A trigger on embedq.job_inbox would fire on its own insert; one on embedq.jobs would queue
     -- a job for every job. System catalogs take no triggers at all.
