@@ -30,6 +30,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.InterfaceError,
+    # "cannot switch to state ...": a connection cut mid-protocol while the server restarts
+    # (MagicStack/asyncpg#784); the pool replaces the connection
+    asyncpg.exceptions.InternalClientError,
     TimeoutError,
 )
 

@@ -64,6 +64,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a finite number > 0")
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or value < 0:
@@ -211,6 +218,7 @@ class Settings:
             batch_window=_parse(env, "EMBEDQ_BATCH_WINDOW_MS", _non_negative_float, 200.0) / 1000,
             poll_interval=_parse(env, "EMBEDQ_POLL_INTERVAL", _non_negative_float, 5.0),
             lease_seconds=_parse(env, "EMBEDQ_LEASE_SECONDS", _non_negative_float, 300.0),
+            rescue_interval=_parse(env, "EMBEDQ_RESCUE_INTERVAL", _positive_float, 30.0),
             max_attempts=_parse(env, "EMBEDQ_MAX_ATTEMPTS", _positive_int, 5),
             concurrency=_parse(env, "EMBEDQ_CONCURRENCY", _positive_int, 1),
             chunk_tokens=_parse(env, "EMBEDQ_CHUNK_TOKENS", _positive_int, 400),

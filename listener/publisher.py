@@ -97,7 +97,8 @@ class QStashPublisher:
             raise PublishError(f"QStash answered {len(responses)} results for {len(batches)} messages")
         async with self.pool.acquire() as conn, conn.transaction():
             for batch, response in zip(batches, responses, strict=True):
-                await conn.execute(query("jobs_set_message"), [j.id for j in batch], response.message_id)
+                await conn.execute(query("jobs_set_message"), [j.id for j in batch], response.message_id,
+                                   self.settings.dispatch_timeout)
         logger.info("jobs published", extra={"action": "publish", "job_ids": [j.id for j in jobs],
                                              "messages": len(batches)})
 

@@ -30,6 +30,8 @@ from listener.publisher import LocalPublisher, PublishError, QStashPublisher
 from listener.rescuer import rescue_once, run_rescuer
 
 logger = logging.getLogger(__name__)
+#: how long a dispatch claim may take to publish; delivery then gets EMBEDQ_DISPATCH_TIMEOUT
+PUBLISH_LEASE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Listener:
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._announced_mode: str | None = None
 
     @property
     def mode(self) -> str:
@@ -177,7 +180,9 @@ class Listener:
         return self.totals
 
     async def _announce(self) -> None:
-        await self.pool.execute(query("workers_announce"), self.name, self.mode, self.breaker.state.value)
+        mode = self.mode
+        await self.pool.execute(query("workers_announce"), self.name, mode, self.breaker.state.value)
+        self._announced_mode = mode
 
     async def _announce_periodically(self) -> None:
         """Tell `status` we are alive (every 30 s) and keep the queue-depth metrics fresh."""
@@ -202,7 +207,8 @@ class Listener:
 
     async def _claim_for_dispatch(self) -> list[Job]:
         rows = await self.pool.fetch(query("jobs_claim_dispatch"), self.name, self.settings.dispatch_batch,
-                                     self.settings.dispatch_timeout, self.config.max_attempts, self.embedder.model)
+                                     min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
+                                     self.config.max_attempts, self.embedder.model)
         return [Job.from_record(r) for r in rows]
 
     async def _work(self, drain: bool) -> None:
@@ -233,7 +239,6 @@ class Listener:
             await self._sleep(self.config.poll_interval)
 
     async def _dispatch(self, jobs: list[Job]) -> None:
-        before = self.mode
         try:
             await self.publisher.publish(jobs)
         except PublishError as exc:
@@ -249,9 +254,10 @@ class Listener:
             self.breaker.record_success()
             self.totals.dispatched += len(jobs)
         metrics.BREAKER_OPEN.set(1 if self.breaker.state is BreakerState.OPEN else 0)
-        if self.mode != before:
+        # against what was announced: a trial publish (half-open) that succeeds is a change too
+        if self.mode != self._announced_mode:
             logger.warning("delivery mode changed", extra={"action": "mode", "worker": self.name,
-                                                           "from": before, "to": self.mode})
+                                                           "from": self._announced_mode, "to": self.mode})
             await self._announce()
 
     def _worth_waiting_for_more(self, jobs: list[Job]) -> bool:

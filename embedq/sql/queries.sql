@@ -17,7 +17,7 @@ SELECT embedq.jobs_ingest()
 SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched', $5)
 
 -- name: jobs_set_message
-SELECT embedq.jobs_set_message($1::bigint[], $2)
+SELECT embedq.jobs_set_message($1::bigint[], $2, make_interval(secs => $3))
 
 -- name: jobs_undispatch
 SELECT * FROM embedq.jobs_undispatch($1::bigint[], make_interval(secs => $2))

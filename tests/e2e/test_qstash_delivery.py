@@ -9,6 +9,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -372,7 +373,7 @@ async def test_a_delivery_that_overtakes_the_publishers_commit_still_processes_t
     publisher = await db.connect(dsn, "embedq-tests-publisher")  # recording the message id, not committed yet
     transaction = publisher.transaction()
     await transaction.start()
-    await publisher.execute("SELECT embedq.jobs_set_message($1::bigint[], 'msg_race')", ids)
+    await publisher.execute("SELECT embedq.jobs_set_message($1::bigint[], 'msg_race', '1 hour')", ids)
     body = jobs_body(ids)
     delivered = asyncio.create_task(delivery.post_jobs(
         body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)))
@@ -404,7 +405,7 @@ async def test_a_delivery_before_the_message_id_is_recorded_still_gets_its_failu
     await conn.execute("INSERT INTO courses (title) VALUES ('overtaken')")
     (job_id,) = await dispatch_all(conn)
     await conn.fetch("SELECT * FROM embedq.jobs_accept(ARRAY[$1::bigint], 'webhook', '1 minute')", job_id)
-    await conn.execute("SELECT embedq.jobs_set_message(ARRAY[$1::bigint], 'msg_overtaken')", job_id)
+    await conn.execute("SELECT embedq.jobs_set_message(ARRAY[$1::bigint], 'msg_overtaken', '1 hour')", job_id)
     assert await conn.fetchval("SELECT message_id FROM embedq.jobs WHERE id = $1", job_id) == "msg_overtaken"
 
     body = json.dumps({"sourceMessageId": "msg_overtaken", "retried": 3, "status": 503}).encode()
@@ -412,3 +413,14 @@ async def test_a_delivery_before_the_message_id_is_recorded_still_gets_its_failu
     response = await delivery.http.post(url, content=body, headers={
         "upstash-signature": sign(delivery.settings.qstash_current_signing_key, url, body)})
     assert response.json() == {"dead": [job_id]}
+
+
+async def test_a_dispatch_claim_lasts_long_enough_to_publish_then_as_long_as_the_delivery(conn):
+    # if the publisher never records its message (the database went away), the jobs come back soon
+    await conn.execute("INSERT INTO courses (title) VALUES ('published'), ('publish unrecorded')")
+    ids = [r["id"] for r in await conn.fetch(
+        "SELECT id FROM embedq.jobs_claim('listener', 10, '2 minutes', NULL, 'dispatched') ORDER BY id")]
+    await conn.execute("SELECT embedq.jobs_set_message($1::bigint[], 'msg_1', '1 hour')", ids[:1])
+    left = [r[0] for r in await conn.fetch(
+        "SELECT lease_expires_at - now() FROM embedq.jobs WHERE id = ANY ($1::bigint[]) ORDER BY id", ids)]
+    assert left[0] > timedelta(minutes=55) and left[1] <= timedelta(minutes=2)

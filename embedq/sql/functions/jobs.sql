@@ -93,9 +93,10 @@ $$;
 -- dispatched to QStash) is left for later: two workers embedding the same row at once could
 -- otherwise commit an older text last.
 -- p_to = 'processing': the listener processes them itself (one more attempt).
--- p_to = 'dispatched' (QStash mode): they are published, with a lease as long as QStash may
--- take to deliver them, retries included; the rescuer re-publishes them if neither the
--- webhook nor the failure callback has ended them by then. Attempts are counted where the
+-- p_to = 'dispatched' (QStash mode): they are published, with a lease long enough to publish;
+-- jobs_set_message then extends it to as long as QStash may take to deliver them, retries
+-- included. The rescuer re-publishes them if neither the webhook nor the failure callback
+-- has ended them by then. Attempts are counted where the
 -- work happens, when the webhook accepts them.
 -- p_max_attempts (the claiming listener's EMBEDQ_MAX_ATTEMPTS) replaces the table default
 -- the triggers wrote, which cannot know the listener's setting.
@@ -143,15 +144,20 @@ END
 $$;
 
 -- Records the QStash message that carries dispatched jobs.
-CREATE OR REPLACE FUNCTION embedq.jobs_set_message(p_ids bigint[], p_message_id text)
+CREATE OR REPLACE FUNCTION embedq.jobs_set_message(p_ids bigint[], p_message_id text, p_lease interval)
 RETURNS void
 LANGUAGE sql
 AS $$
     -- QStash's first delivery can overtake this call: the webhook may already have taken the
     -- jobs (processing, failed, done). They still need the id: a failure callback finds its
     -- jobs by it. A job re-dispatched since under another message keeps that one.
+    -- The dispatch claim's lease only covers publishing; a job still waiting for its delivery
+    -- gets p_lease (EMBEDQ_DISPATCH_TIMEOUT) from here. If this never runs (the database went
+    -- away after the publish), the short claim lease lapses and the jobs are published again.
     WITH changed AS (
-        UPDATE embedq.jobs SET message_id = p_message_id, updated_at = now()
+        UPDATE embedq.jobs
+        SET message_id = p_message_id, updated_at = now(),
+            lease_expires_at = CASE WHEN status = 'dispatched' THEN now() + p_lease ELSE lease_expires_at END
         WHERE id IN (SELECT x.id FROM embedq.jobs x
                      WHERE x.id = ANY (p_ids) AND (x.status = 'dispatched' OR x.message_id IS NULL)
                      ORDER BY x.id FOR UPDATE)

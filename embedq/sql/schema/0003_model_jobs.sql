@@ -14,3 +14,5 @@ CREATE UNIQUE INDEX jobs_one_pending_per_source ON embedq.jobs (content_type, so
 DROP FUNCTION IF EXISTS embedq.jobs_claim(text, integer, interval, integer, embedq.job_status);
 DROP FUNCTION IF EXISTS embedq.jobs_queue(text, text[], embedq.job_op, integer);
 DROP FUNCTION IF EXISTS embedq.backfill(text, text, integer, integer);
+-- and one that gained a lease
+DROP FUNCTION IF EXISTS embedq.jobs_set_message(bigint[], text);
