@@ -72,6 +72,9 @@ def chunk_row(content_type: str, fields: Sequence[str], values: dict, embedder: 
     return chunks, [content_hash(embedder.model, c) for c in chunks]
 
 
+#: Retry-After for jobs whose failure could not be recorded (the database is away)
+UNRECORDED_RETRY_AFTER_SECONDS = 5.0
+
 class Processor:
     """redelivery_seconds: set by the webhook. A retryable failure then leaves the jobs
     `dispatched` for that long, because QStash redelivers the message itself."""
@@ -263,6 +266,9 @@ class Processor:
             except CONNECTION_ERRORS as exc:
                 logger.warning("could not record a failure; the leases will expire",
                                extra={"action": "fail", "job_ids": [j.id for j in jobs], "error": str(exc)})
+                # still failed, as far as the caller goes: the webhook must answer 503, not 200
+                outcome.failed.extend(j.id for j in jobs)
+                outcome.retry_after = max(outcome.retry_after or 0.0, UNRECORDED_RETRY_AFTER_SECONDS)
                 continue
             for row in rows:
                 (outcome.dead if row["status"] == "dead" else outcome.failed).append(row["id"])

@@ -184,7 +184,11 @@ async def post_failures(request: Request) -> Response:
             reason += f": {answer[:500]}"
     except ValueError:
         pass  # the answer is only a detail of the reason
-    dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id, storable_text(reason))]
+    try:
+        dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id,
+                                                     storable_text(reason))]
+    except db.CONNECTION_ERRORS as exc:
+        return error(503, f"database unavailable: {exc}", **{"Retry-After": "5"})
     logger.warning("message dead-lettered by QStash", extra={"action": "failure_callback", "message_id": message_id,
                                                              "job_ids": dead})
     return JSONResponse({"dead": dead})
@@ -201,8 +205,11 @@ async def post_maintenance(request: Request) -> Response:
         return error(400, 'body must be JSON like {"task": "maintenance"} or {"task": "retry_failed"}')
     if task not in ("maintenance", "retry_failed"):
         return error(400, f"unknown task {task!r}")
-    async with state.pool.acquire() as conn:
-        report = await run_maintenance(conn, retry_all_failed=task == "retry_failed")
+    try:
+        async with state.pool.acquire() as conn:
+            report = await run_maintenance(conn, retry_all_failed=task == "retry_failed")
+    except db.CONNECTION_ERRORS as exc:
+        return error(503, f"database unavailable: {exc}", **{"Retry-After": "60"})
     return JSONResponse(report.as_json())
 
 
