@@ -36,7 +36,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from embedq import db
-from embedq.settings import Settings
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.http_server import free_port
 
@@ -44,8 +43,8 @@ MODEL = "text-embedding-3-small"
 DIMENSIONS = 8
 #: short leases, so the jobs of a killed worker come back in seconds, not minutes
 LEASE_SECONDS = 2.0
-#: how often the listener's rescuer looks for expired leases; fixed in embedq (no setting)
-RESCUE_INTERVAL = Settings.rescue_interval
+#: how often the listener's rescuer looks for expired leases (EMBEDQ_RESCUE_INTERVAL)
+RESCUE_INTERVAL = 1.0
 STARTUP_SECONDS = 60.0
 UNFINISHED = ("pending", "failed", "processing", "dispatched")
 
@@ -165,6 +164,7 @@ class Harness:
             "EMBEDQ_LOG_FORMAT": "json",
             "EMBEDQ_POLL_INTERVAL": "0.5",
             "EMBEDQ_LEASE_SECONDS": str(LEASE_SECONDS),
+            "EMBEDQ_RESCUE_INTERVAL": str(RESCUE_INTERVAL),
             "EMBEDQ_BATCH_WINDOW_MS": "0",
             "EMBEDQ_BREAKER_COOLDOWN": "1",
             "EMBEDQ_OPENAI_BATCH_SIZE": "64",
