@@ -124,7 +124,8 @@ def seed_jobs(dsn: str) -> tuple[int, list[int]]:
         db.execute("SELECT embedq.jobs_ingest()")
         dispatched = [r[0] for r in db.execute(
             "SELECT id FROM embedq.jobs_claim('seed', 3, '1 hour', NULL, 'dispatched')")]
-        db.execute("SELECT embedq.jobs_set_message(%s::bigint[], %s)", (dispatched, SEEDED_MESSAGE_ID))
+        db.execute("SELECT embedq.jobs_set_message(%s::bigint[], %s, interval '1 hour')",
+                   (dispatched, SEEDED_MESSAGE_ID))
         dead = db.execute(
             "UPDATE embedq.jobs SET status = 'dead', finished_at = now(), last_error = 'seeded' "
             "WHERE id = (SELECT min(id) FROM embedq.jobs WHERE status = 'pending') RETURNING id").fetchone()[0]
