@@ -55,6 +55,12 @@ def describe(dsn: str) -> str:
     return urlunsplit(parts)
 
 
+def storable_text(text: str) -> str:
+    """Text PostgreSQL accepts: no NUL, no lone surrogates (error messages from providers and
+    QStash callbacks may hold either)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     try:

@@ -20,7 +20,7 @@ import numpy as np
 from pgvector import Vector
 
 from embedq import chunking, content, metrics
-from embedq.db import CONNECTION_ERRORS
+from embedq.db import CONNECTION_ERRORS, storable_text
 from embedq.errors import PermanentError, ProcessingError, RetryableError
 from embedq.jobs import Job
 from embedq.providers.base import Embedder
@@ -260,8 +260,8 @@ class Processor:
         for (message, retryable, retry_after), jobs in grouped.items():
             try:
                 rows = await self.pool.fetch(
-                    query("jobs_fail"), [j.id for j in jobs], [j.attempts for j in jobs], message, retryable,
-                    self.settings.retry_base_seconds, self.settings.retry_max_seconds, retry_after,
+                    query("jobs_fail"), [j.id for j in jobs], [j.attempts for j in jobs], storable_text(message),
+                    retryable, self.settings.retry_base_seconds, self.settings.retry_max_seconds, retry_after,
                     self.redelivery_seconds)
             except CONNECTION_ERRORS as exc:
                 logger.warning("could not record a failure; the leases will expire",

@@ -97,11 +97,6 @@ async def verified_body(request: Request, route: str) -> bytes | Response:
     return body
 
 
-def storable_text(text: str) -> str:
-    """Text PostgreSQL accepts: no NUL, no lone surrogates."""
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
-
-
 def parse_job_ids(body: bytes) -> list[int]:
     try:
         payload = json.loads(body)
@@ -128,7 +123,7 @@ async def post_jobs(request: Request) -> Response:
         ids = parse_job_ids(body)
     except InvalidInput as exc:
         return error(400, str(exc))
-    message_id = storable_text(request.headers.get("upstash-message-id", ""))[:200]
+    message_id = db.storable_text(request.headers.get("upstash-message-id", ""))[:200]
     try:
         rows = await state.pool.fetch(query("jobs_accept"), ids, f"{state.name}:{message_id}",
                                       state.settings.lease_seconds)
@@ -186,7 +181,7 @@ async def post_failures(request: Request) -> Response:
         pass  # the answer is only a detail of the reason
     try:
         dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id,
-                                                     storable_text(reason))]
+                                                     db.storable_text(reason))]
     except db.CONNECTION_ERRORS as exc:
         return error(503, f"database unavailable: {exc}", **{"Retry-After": "5"})
     logger.warning("message dead-lettered by QStash", extra={"action": "failure_callback", "message_id": message_id,

@@ -82,3 +82,13 @@ async def test_persistent_5xx_backs_off_as_failed(conn, dsn, settings, server):
     assert totals.failed == 1
     job = await conn.fetchrow("SELECT status::text, attempts, run_after > now() AS later FROM embedq.jobs")
     assert tuple(job) == ("failed", 1, True)
+
+
+async def test_a_provider_error_holding_a_nul_byte_is_still_recorded(conn, dsn, settings, server):
+    # PostgreSQL text cannot hold NUL: the error must be stored anyway, not crash the listener
+    server.verbatim_response = (400, "application/json",
+                                '{"error": {"message": "bad\\u0000input", "type": "invalid_request_error"}}')
+    await conn.execute("INSERT INTO posts (title) VALUES ('rejected')")
+    totals = await drain(dsn, openai_settings(settings, server))
+    assert totals.dead == 1
+    assert "bad" in await conn.fetchval("SELECT last_error FROM embedq.jobs")
