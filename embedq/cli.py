@@ -679,12 +679,13 @@ def models_activate(name: Annotated[str, typer.Argument(help="A model from `embe
     async def run(settings: Settings):
         async with db.session(settings) as conn:
             await db.ensure_migrated(conn)
-            queued = {m["name"]: m["queued"] for m in await conn.fetch(query("models_list"))}
+            # counted before: once active, its queue is shared with the jobs of no model
+            queued = await conn.fetchval(query("models_queued_jobs"), name)
             try:
                 model = await conn.fetchrow(query("models_activate"), name)
             except asyncpg.UndefinedObjectError as exc:
                 raise NotFound(exc.args[0].removeprefix("embedq: ")) from None
-            return model, queued.get(name, 0)
+            return model, queued
 
     model, queued = _run(run)
     console.print(f"active model: {model['name']} ({model['dimensions']} dimensions)", highlight=False)

@@ -159,6 +159,9 @@ FROM embedq.models m ORDER BY m.created_at, m.name
 -- name: models_get
 SELECT * FROM embedq.models WHERE name = $1
 
+-- name: models_queued_jobs
+SELECT count(*) FROM embedq.jobs WHERE model = $1 AND status IN ('pending', 'failed', 'processing', 'dispatched')
+
 -- name: models_maintain
 UPDATE embedq.models SET maintained = true WHERE name = $1 AND NOT active RETURNING *
 

@@ -123,3 +123,16 @@ def test_unmigrated_database_says_to_migrate(embedded_server):
     finally:
         with psycopg.connect(embedded_server.uri, autocommit=True) as admin:
             admin.execute("DROP DATABASE IF EXISTS embedq_empty WITH (FORCE)")
+
+
+def test_activating_a_model_still_filling_warns_how_many_jobs_it_lacks(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT embedq.model_ensure('model-a', 'test', 8)")
+        conn.execute("SELECT embedq.model_ensure('model-b', 'test', 8)")
+        conn.execute("UPDATE embedq.models SET maintained = true WHERE name = 'model-b'")
+        conn.execute("INSERT INTO posts (title) VALUES ('one'), ('two')")
+        conn.execute("SELECT embedq.jobs_ingest()")
+    result = embedq("models", "activate", "model-b", database_url=dsn)
+    assert result.returncode == 0, result.stderr
+    assert "active model: model-b" in result.stdout
+    assert "warning: 2 jobs of model-b are still queued" in result.stderr
