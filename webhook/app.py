@@ -129,8 +129,6 @@ async def post_jobs(request: Request) -> Response:
                                       state.settings.lease_seconds)
         jobs = [Job.from_record(r) for r in rows]
         outcome = await state.processor.process(jobs) if jobs else None
-    except db.CONNECTION_ERRORS as exc:
-        return error(503, f"database unavailable: {exc}", **{"Retry-After": "5"})
     except (asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError,
             asyncpg.SerializationError, asyncpg.QueryCanceledError) as exc:
         return error(503, f"transient database conflict, retry: {exc}", **{"Retry-After": "1"})
@@ -179,11 +177,7 @@ async def post_failures(request: Request) -> Response:
             reason += f": {answer[:500]}"
     except ValueError:
         pass  # the answer is only a detail of the reason
-    try:
-        dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id,
-                                                     db.storable_text(reason))]
-    except db.CONNECTION_ERRORS as exc:
-        return error(503, f"database unavailable: {exc}", **{"Retry-After": "5"})
+    dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id, db.storable_text(reason))]
     logger.warning("message dead-lettered by QStash", extra={"action": "failure_callback", "message_id": message_id,
                                                              "job_ids": dead})
     return JSONResponse({"dead": dead})
@@ -200,12 +194,14 @@ async def post_maintenance(request: Request) -> Response:
         return error(400, 'body must be JSON like {"task": "maintenance"} or {"task": "retry_failed"}')
     if task not in ("maintenance", "retry_failed"):
         return error(400, f"unknown task {task!r}")
-    try:
-        async with state.pool.acquire() as conn:
-            report = await run_maintenance(conn, retry_all_failed=task == "retry_failed")
-    except db.CONNECTION_ERRORS as exc:
-        return error(503, f"database unavailable: {exc}", **{"Retry-After": "60"})
+    async with state.pool.acquire() as conn:
+        report = await run_maintenance(conn, retry_all_failed=task == "retry_failed")
     return JSONResponse(report.as_json())
+
+
+async def database_unavailable(request: Request, exc: Exception) -> Response:
+    """Every route: the database is away (restarting, unreachable). QStash retries on 503."""
+    return error(503, f"database unavailable: {exc}", **{"Retry-After": "5"})
 
 
 async def get_healthz(request: Request) -> Response:
@@ -355,10 +351,7 @@ async def get_jobs(request: Request) -> Response:
         return error(400, "limit must be an integer")
     if not 1 <= limit <= MAX_JOBS_LISTED:
         return error(400, f"limit must be between 1 and {MAX_JOBS_LISTED}")
-    try:
-        rows = await state.pool.fetch(query("jobs_recent"), status, limit)
-    except db.CONNECTION_ERRORS as exc:
-        return error(503, f"database unavailable: {exc}")
+    rows = await state.pool.fetch(query("jobs_recent"), status, limit)
     return JSONResponse({"jobs": [{**dict(r), "updated_at": r["updated_at"].isoformat()} for r in rows]})
 
 
@@ -370,13 +363,10 @@ async def post_job_replay(request: Request) -> Response:
     job_id: int = request.path_params["id"]
     if not 1 <= job_id < 2**63:
         return error(404, f"job {job_id} does not exist")
-    try:
-        async with state.pool.acquire() as conn:
-            async with conn.transaction():
-                rows = await conn.fetch(query("jobs_requeue"), [job_id])
-            job = await conn.fetchrow(query("jobs_get"), job_id)
-    except db.CONNECTION_ERRORS as exc:
-        return error(503, f"database unavailable: {exc}")
+    async with state.pool.acquire() as conn:
+        async with conn.transaction():
+            rows = await conn.fetch(query("jobs_requeue"), [job_id])
+        job = await conn.fetchrow(query("jobs_get"), job_id)
     if job is None:
         return error(404, f"job {job_id} does not exist")
     if not rows:
@@ -434,5 +424,6 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
             Route("/v1/events", get_events, methods=["GET"]),
             Route("/metrics", get_metrics, methods=["GET"]),
         ],
+        exception_handlers={error_class: database_unavailable for error_class in db.CONNECTION_ERRORS},
         lifespan=lifespan,
     )

@@ -424,3 +424,15 @@ async def test_a_dispatch_claim_lasts_long_enough_to_publish_then_as_long_as_the
     left = [r[0] for r in await conn.fetch(
         "SELECT lease_expires_at - now() FROM embedq.jobs WHERE id = ANY ($1::bigint[]) ORDER BY id", ids)]
     assert left[0] > timedelta(minutes=55) and left[1] <= timedelta(minutes=2)
+
+
+
+async def test_every_route_answers_503_with_retry_after_while_the_database_is_away(conn, settings):
+    app = create_app(settings, embedder=HashEmbedder())
+    async with serve_app(app, lifespan="on") as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        await app.state.embedq.pool.close()  # every query now raises a connection error
+        for route in ("/v1/status", "/v1/search?q=x"):
+            answer = await http.get(route)
+            assert answer.status_code == 503 and answer.headers["retry-after"] == "5", (route, answer.text)
+            assert answer.json()["error"].startswith("database unavailable")
+        assert (await http.get("/healthz")).status_code == 503
