@@ -24,7 +24,7 @@ from bench._support import scratch_database  # noqa: E402
 from embedq import db  # noqa: E402
 from embedq.settings import Settings  # noqa: E402
 from embedq.testing import HashEmbedder  # noqa: E402
-from listener import Listener, ListenerConfig  # noqa: E402
+from embedq.listener import Listener, ListenerConfig  # noqa: E402
 from tests.http_server import serve_app  # noqa: E402
 from tests.qstash_server import QStashServer  # noqa: E402
 

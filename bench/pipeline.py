@@ -26,7 +26,7 @@ from bench._support import scratch_database  # noqa: E402
 from embedq import db  # noqa: E402
 from embedq.settings import Settings  # noqa: E402
 from embedq.testing import HashEmbedder  # noqa: E402
-from listener import Listener, ListenerConfig  # noqa: E402
+from embedq.listener import Listener, ListenerConfig  # noqa: E402
 
 TEXT = ("Course {i}: practical techniques for baking bread, roasting vegetables and planning weekly meals "
         "on a budget, with notes on storage, knife skills and seasoning.")

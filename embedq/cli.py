@@ -205,7 +205,7 @@ async def _run_listener(settings: Settings, *, drain: bool):
     import signal
 
     from embedq.providers import create_embedder
-    from listener import Listener
+    from embedq.listener import Listener
 
     dsn = db.resolve_dsn(settings)
     embedder = create_embedder(settings)
@@ -247,8 +247,8 @@ async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, 
 
     from embedq.providers import create_embedder
     from embedq.schedules import upsert_qstash_schedules
-    from listener import Listener
-    from webhook.app import create_app
+    from embedq.listener import Listener
+    from embedq.webhook.app import create_app
 
     dsn = db.resolve_dsn(settings)
     # one clear line now, rather than a traceback from the server's startup

@@ -18,7 +18,7 @@ from embedq.settings import Settings
 async def run_demo(settings: Settings, console: Console) -> None:
     from embedq.cli import hits_table
     from embedq.sample_data import SAMPLE_SEARCHES, insert_sample
-    from listener import Listener
+    from embedq.listener import Listener
 
     # The progress bar tells the story; per-batch log lines would tear it apart.
     for name in ("embedq", "listener"):

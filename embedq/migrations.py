@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 
-from embedq.queries import SQL_DIR
+from embedq.resources import alembic_dir, read_sql
 
-ALEMBIC_DIR = SQL_DIR.parent / "alembic"  # both ship inside the package
 MIGRATION_LOCK_ID = 7_406_219_001
 FUNCTION_FILES = ("functions/sources.sql", "functions/jobs.sql", "functions/search.sql")
 
@@ -38,14 +37,14 @@ def apply_sql(*relative_paths: str) -> None:
 
     driver_connection = op.get_bind().connection.driver_connection
     for relative in relative_paths:
-        driver_connection.execute((SQL_DIR / relative).read_text(encoding="utf-8"))
+        driver_connection.execute(read_sql(relative))
 
 
 def _config(dsn: str):
     from alembic.config import Config
 
     config = Config()  # no alembic.ini needed: env.py configures everything it uses
-    config.set_main_option("script_location", str(ALEMBIC_DIR))
+    config.set_main_option("script_location", str(alembic_dir()))
     config.attributes["database_url"] = sqlalchemy_url(dsn)
     return config
 
@@ -77,5 +76,5 @@ def current(dsn: str) -> str | None:
 def head() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory(str(ALEMBIC_DIR)).get_current_head()
+    return ScriptDirectory(str(alembic_dir())).get_current_head()
 

@@ -1,12 +1,12 @@
-"""Named SQL queries from embedq/sql/queries.sql, loaded once."""
+"""Named SQL queries from sql/queries.sql, loaded once."""
 
 from __future__ import annotations
 
 import functools
 import re
-from pathlib import Path
 
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+from embedq.resources import read_sql
+
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
@@ -24,11 +24,11 @@ def parse_queries(text: str) -> dict[str, str]:
 
 @functools.cache
 def all_queries() -> dict[str, str]:
-    return parse_queries((SQL_DIR / "queries.sql").read_text(encoding="utf-8"))
+    return parse_queries(read_sql("queries.sql"))
 
 
 def query(name: str) -> str:
     try:
         return all_queries()[name]
     except KeyError:
-        raise KeyError(f"no query named {name!r} in {SQL_DIR / 'queries.sql'}") from None
+        raise KeyError(f"no query named {name!r} in sql/queries.sql") from None

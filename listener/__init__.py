@@ -1,5 +1,5 @@
 """The listener: wakes on NOTIFY or its poll timer, claims jobs by priority, processes them."""
 
-from listener.worker import Listener, ListenerConfig
+from embedq.listener.worker import Listener, ListenerConfig
 
 __all__ = ["Listener", "ListenerConfig"]

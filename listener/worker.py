@@ -23,11 +23,11 @@ from embedq.processing import Outcome, Processor
 from embedq.providers.base import Embedder
 from embedq.queries import query
 from embedq.settings import Settings
-from listener.breaker import BreakerState, CircuitBreaker
-from listener.indexer import ensure_index, run_indexer
-from listener.notifier import Notifier
-from listener.publisher import LocalPublisher, PublishError, QStashPublisher
-from listener.rescuer import rescue_once, run_rescuer
+from embedq.listener.breaker import BreakerState, CircuitBreaker
+from embedq.listener.indexer import ensure_index, run_indexer
+from embedq.listener.notifier import Notifier
+from embedq.listener.publisher import LocalPublisher, PublishError, QStashPublisher
+from embedq.listener.rescuer import rescue_once, run_rescuer
 
 logger = logging.getLogger(__name__)
 #: how long a dispatch claim may take to publish; delivery then gets EMBEDQ_DISPATCH_TIMEOUT

@@ -17,7 +17,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator
-from pathlib import Path
+from importlib.resources import files
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,16 +36,15 @@ from embedq.providers import create_embedder
 from embedq.providers.base import Embedder
 from embedq.queries import query
 from embedq.settings import Settings
-from listener.worker import worker_name
-from webhook.events import EventHub
-from webhook.signature import InvalidSignature, SignatureVerifier
+from embedq.listener.worker import worker_name
+from embedq.webhook.events import EventHub
+from embedq.webhook.signature import InvalidSignature, SignatureVerifier
 
 logger = logging.getLogger(__name__)
 
 NON_RETRYABLE = 489
 MAX_JOBS_PER_MESSAGE = 10_000
 MAX_JOB_ID = 2**63 - 1
-DASHBOARD = Path(__file__).with_name("dashboard.html")
 MAX_JOBS_LISTED = 500
 
 
@@ -328,7 +327,7 @@ async def get_dashboard(request: Request) -> Response:
     denied = admin_denied(request, allow_query_token=True)
     if denied is not None:
         return denied
-    return HTMLResponse(DASHBOARD.read_text(encoding="utf-8"), headers={
+    return HTMLResponse(files("embedq.webhook").joinpath("dashboard.html").read_text(encoding="utf-8"), headers={
         "Cache-Control": "no-store",
         "Referrer-Policy": "no-referrer",  # the token is in the page's URL
         "X-Frame-Options": "DENY",

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from embedq.testing import HashEmbedder
-from listener import Listener, ListenerConfig
+from embedq.listener import Listener, ListenerConfig
 from tests.http_server import serve_app
-from webhook.app import create_app
+from embedq.webhook.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

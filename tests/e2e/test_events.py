@@ -8,9 +8,9 @@ import json
 import httpx
 
 from embedq.testing import HashEmbedder
-from listener import Listener, ListenerConfig
+from embedq.listener import Listener, ListenerConfig
 from tests.http_server import serve_app
-from webhook.app import create_app
+from embedq.webhook.app import create_app
 
 
 async def read_events(response: httpx.Response, wanted: int) -> list[tuple[str, dict]]:

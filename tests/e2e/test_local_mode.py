@@ -12,7 +12,7 @@ import pytest
 from embedq.providers.local import LocalEmbedder
 from embedq.search import search
 from embedq.testing import CountingEmbedder
-from listener import Listener, ListenerConfig
+from embedq.listener import Listener, ListenerConfig
 
 
 @pytest.fixture(scope="module")

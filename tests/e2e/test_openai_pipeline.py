@@ -8,7 +8,7 @@ import pytest
 
 from embedq.providers.openai import OpenAIEmbedder
 from embedq.settings import Settings
-from listener import Listener, ListenerConfig
+from embedq.listener import Listener, ListenerConfig
 from tests.fakes.openai_server import FakeOpenAIServer, fake_vector
 
 DIMENSIONS = 64

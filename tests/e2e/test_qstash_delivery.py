@@ -17,10 +17,10 @@ import pytest
 from embedq.errors import RetryableError
 from embedq.settings import Settings
 from embedq.testing import HashEmbedder
-from listener import Listener, ListenerConfig
+from embedq.listener import Listener, ListenerConfig
 from tests.http_server import free_port, serve_app
 from tests.qstash_server import QStashServer, claims, encode, sign
-from webhook.app import create_app
+from embedq.webhook.app import create_app
 
 
 @dataclass

@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.qstash_server import DEFAULT_TOKEN, QStashServer, serve_app
-from webhook.signature import SignatureVerifier
+from embedq.webhook.signature import SignatureVerifier
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -34,7 +34,7 @@ from embedq.settings import Settings
 from embedq.testing import HashEmbedder
 from tests.http_server import free_port, serve_app
 from tests.qstash_server import claims, encode, sign
-from webhook.app import create_app
+from embedq.webhook.app import create_app
 
 # Keys as long as QStash's (32 characters): PyJWT warns about shorter HMAC keys.
 CURRENT_KEY = "sig_HostileCurrentKey0000000000a"

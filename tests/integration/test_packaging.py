@@ -11,8 +11,6 @@ from pathlib import Path
 
 import psycopg
 
-import embedq
-import webhook
 from embedq import migrations
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,10 +21,15 @@ def test_the_wheel_alone_migrates_a_new_database(tmp_path, embedded_server):
                     "-w", str(tmp_path / "dist"), str(REPO)], check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("embedq-*.whl"))
     shipped = set(zipfile.ZipFile(wheel).namelist())
-    package = Path(embedq.__file__).parent
-    runtime_files = [*package.glob("sql/**/*.sql"), *package.glob("alembic/**/*.py"),
-                     Path(webhook.__file__).parent / "dashboard.html"]
-    assert {f.relative_to(package.parent).as_posix() for f in runtime_files} <= shipped
+    # one import name: the top-level folders (listener/, webhook/, sql/, alembic/) map into it
+    assert {name.split("/")[0] for name in shipped if ".dist-info/" not in name} == {"embedq"}
+    folders = {"sql": "embedq/sql", "alembic": "embedq/alembic", "listener": "embedq/listener",
+               "webhook": "embedq/webhook", "embedq": "embedq"}
+    runtime_files = [*REPO.glob("sql/**/*.sql"), *REPO.glob("alembic/**/*.py"), *REPO.glob("listener/*.py"),
+                     *REPO.glob("webhook/*.py"), REPO / "webhook" / "dashboard.html"]
+    expected = {folders[f.relative_to(REPO).parts[0]] + "/" + "/".join(f.relative_to(REPO).parts[1:])
+                for f in runtime_files}
+    assert expected <= shipped
 
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

@@ -9,7 +9,7 @@ import pytest
 
 from embedq.errors import RetryableError
 from embedq.testing import HashEmbedder
-from listener import Listener, ListenerConfig
+from embedq.listener import Listener, ListenerConfig
 
 MODEL = "hash-test"
 
@@ -322,7 +322,7 @@ async def test_the_hnsw_index_is_built_once_the_model_has_enough_vectors(conn, d
 
 
 async def test_an_invalid_index_left_by_a_failed_build_is_rebuilt(conn, dsn, settings):
-    from listener.indexer import ensure_index
+    from embedq.listener.indexer import ensure_index
 
     await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 20) g")
     embedder = HashEmbedder()

@@ -32,18 +32,18 @@ import yaml
 
 from embedq import db
 from embedq.maintenance import run_maintenance
-from embedq.queries import SQL_DIR
+from embedq.resources import sql_file
 from embedq.search import search
 from embedq.settings import Settings
 from embedq.status import read_status
 from embedq.testing import HashEmbedder
-from listener import Listener, ListenerConfig
-from listener.indexer import ensure_index
+from embedq.listener import Listener, ListenerConfig
+from embedq.listener.indexer import ensure_index
 from tests.qstash_server.signing import sign
-from webhook.app import create_app
+from embedq.webhook.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
-ROLES_SQL_PATH = SQL_DIR / "roles.sql"
+ROLES_SQL_PATH = sql_file("roles.sql")
 ROLES_SQL = ROLES_SQL_PATH.read_text(encoding="utf-8")
 GROUP_ROLES = ("embedq_listener", "embedq_webhook", "embedq_app_writer")
 MODEL = "hash-test"

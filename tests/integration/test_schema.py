@@ -9,7 +9,8 @@ import pytest
 
 from embedq import migrations
 from embedq.jobs import JobOp, JobStatus
-from embedq.queries import SQL_DIR, all_queries
+from embedq.queries import all_queries
+from embedq.resources import read_sql
 
 
 async def test_python_and_postgres_job_states_agree(conn):
@@ -70,7 +71,7 @@ def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embe
         with psycopg.connect(direct_dsn, autocommit=True) as conn:
             for relative in ("schema/0001_embedq.sql", "schema/0003_model_jobs.sql", *migrations.FUNCTION_FILES,
                              "schema/0002_sample_app.sql"):
-                conn.execute((SQL_DIR / relative).read_text())
+                conn.execute(read_sql(relative))
         assert _schema_dump(direct_dsn) == _schema_dump(dsn)
     finally:
         with psycopg.connect(embedded_server.uri, autocommit=True) as admin:

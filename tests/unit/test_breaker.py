@@ -1,6 +1,6 @@
 import pytest
 
-from listener.breaker import BreakerState, CircuitBreaker
+from embedq.listener.breaker import BreakerState, CircuitBreaker
 
 
 class Clock:

@@ -171,7 +171,7 @@ def test_the_roles_service_applies_roles_sql_after_migrate(services):
     if roles is None:
         pytest.skip("no roles service")
     assert roles["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
-    assert any(str(v).startswith("./embedq/sql/roles.sql:") for v in roles["volumes"])
+    assert any(str(v).startswith("./sql/roles.sql:") for v in roles["volumes"])
     assert str(roles["restart"]) == "no"
 
 
@@ -293,8 +293,8 @@ def test_the_dockerignore_keeps_local_state_out_and_the_package_in():
                 if line.strip() and not line.startswith("#")]
     for excluded in (".venv", ".embedq", ".git"):
         assert excluded in patterns
-    needed = ["pyproject.toml", "README.md", "alembic.ini", "embedq/sql/roles.sql", "embedq/sql/queries.sql",
-              "embedq/sql/schema/0001_embedq.sql", "embedq/alembic/env.py", "embedq/cli.py", "listener/worker.py",
+    needed = ["pyproject.toml", "README.md", "alembic.ini", "sql/roles.sql", "sql/queries.sql",
+              "sql/schema/0001_embedq.sql", "alembic/env.py", "embedq/cli.py", "listener/worker.py",
               "webhook/app.py", "webhook/dashboard.html"]
     for path in needed:
         assert (ROOT / path).exists(), path

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.qstash_server.signing import body_hash, claims, encode, sign
-from webhook.signature import InvalidSignature, SignatureVerifier
+from embedq.webhook.signature import InvalidSignature, SignatureVerifier
 
 CURRENT_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
 NEXT_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
