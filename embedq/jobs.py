@@ -59,7 +59,5 @@ class Job:
     def as_json(self) -> dict[str, Any]:
         return {
             name: (value.isoformat() if isinstance(value, datetime) else value)
-            for name, value in (
-                (field, getattr(self, field)) for field in self.__dataclass_fields__
-            )
+            for name, value in ((field, getattr(self, field)) for field in self.__dataclass_fields__)
         }

@@ -29,8 +29,13 @@ class Report:
         return asdict(self)
 
 
-async def run_maintenance(conn: asyncpg.Connection, *, done_keep_days: int = DONE_JOBS_KEEP_DAYS,
-                          search_keep_days: int = SEARCH_LOG_KEEP_DAYS, retry_all_failed: bool = False) -> Report:
+async def run_maintenance(
+    conn: asyncpg.Connection,
+    *,
+    done_keep_days: int = DONE_JOBS_KEEP_DAYS,
+    search_keep_days: int = SEARCH_LOG_KEEP_DAYS,
+    retry_all_failed: bool = False,
+) -> Report:
     """retry_all_failed: requeue every failed job now, not only the overlooked ones (the weekly
     schedule does this)."""
     report = Report()

@@ -11,17 +11,28 @@ from embedq.queries import query
 
 REGISTRY = CollectorRegistry()
 
-JOBS_FINISHED = Counter("embedq_jobs_finished_total", "Jobs this process ended, by outcome",
-                        ["outcome"], registry=REGISTRY)
-PROCESSING_SECONDS = Histogram("embedq_processing_seconds", "One batch: load, embed, write",
-                               registry=REGISTRY, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
-PROVIDER_SECONDS = Histogram("embedq_provider_seconds", "One embedding provider call",
-                             registry=REGISTRY, buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+JOBS_FINISHED = Counter(
+    "embedq_jobs_finished_total", "Jobs this process ended, by outcome", ["outcome"], registry=REGISTRY
+)
+PROCESSING_SECONDS = Histogram(
+    "embedq_processing_seconds",
+    "One batch: load, embed, write",
+    registry=REGISTRY,
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+PROVIDER_SECONDS = Histogram(
+    "embedq_provider_seconds",
+    "One embedding provider call",
+    registry=REGISTRY,
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 PUBLISH_CALLS = Counter("embedq_publish_calls_total", "Calls to QStash, by result", ["result"], registry=REGISTRY)
-BREAKER_OPEN = Gauge("embedq_qstash_breaker_open", "1 while the QStash breaker is open (jobs processed locally)",
-                     registry=REGISTRY)
-QUEUE_DEPTH = Gauge("embedq_jobs", "Jobs in the outbox by status and priority", ["status", "priority"],
-                    registry=REGISTRY)
+BREAKER_OPEN = Gauge(
+    "embedq_qstash_breaker_open", "1 while the QStash breaker is open (jobs processed locally)", registry=REGISTRY
+)
+QUEUE_DEPTH = Gauge(
+    "embedq_jobs", "Jobs in the outbox by status and priority", ["status", "priority"], registry=REGISTRY
+)
 OLDEST_PENDING = Gauge("embedq_oldest_pending_seconds", "Age of the oldest pending job", registry=REGISTRY)
 
 
@@ -41,4 +52,4 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
-__all__ = ["REGISTRY", "JobStatus", "render", "refresh_queue"]
+__all__ = ["REGISTRY", "JobStatus", "refresh_queue", "render"]

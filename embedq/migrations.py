@@ -23,7 +23,7 @@ def sqlalchemy_url(dsn: str | None) -> str:
         dsn = resolve_dsn(Settings.from_env())
     for prefix in ("postgresql://", "postgres://"):
         if dsn.startswith(prefix):
-            return "postgresql+psycopg://" + dsn[len(prefix):]
+            return "postgresql+psycopg://" + dsn[len(prefix) :]
     return dsn
 
 
@@ -62,8 +62,8 @@ def downgrade(dsn: str, revision: str = "base") -> None:
 
 
 def current(dsn: str) -> str | None:
-    from sqlalchemy import create_engine, pool
     from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import create_engine, pool
 
     engine = create_engine(sqlalchemy_url(dsn), poolclass=pool.NullPool)
     try:
@@ -77,4 +77,3 @@ def head() -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory(str(alembic_dir())).get_current_head()
-

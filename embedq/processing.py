@@ -61,26 +61,30 @@ class Outcome:
     deleted_sources: int = 0
 
 
-def chunk_row(content_type: str, fields: Sequence[str], values: dict, embedder: Embedder,
-              settings: Settings) -> tuple[list[str], list[str]]:
+def chunk_row(
+    content_type: str, fields: Sequence[str], values: dict, embedder: Embedder, settings: Settings
+) -> tuple[list[str], list[str]]:
     """A row's chunks and their hashes, exactly as processing embeds them (verify compares
     against the same). Raises ValueError, TypeError or UnicodeError for a row it cannot read."""
     max_tokens = min(settings.chunk_tokens, embedder.max_input_tokens)
     text = content.build_text(content_type, list(fields), values)
-    chunks = chunking.chunk_text(text, max_tokens, min(settings.chunk_overlap_tokens, max_tokens // 4),
-                                 embedder.count_tokens)
+    chunks = chunking.chunk_text(
+        text, max_tokens, min(settings.chunk_overlap_tokens, max_tokens // 4), embedder.count_tokens
+    )
     return chunks, [content_hash(embedder.model, c) for c in chunks]
 
 
 #: Retry-After for jobs whose failure could not be recorded (the database is away)
 UNRECORDED_RETRY_AFTER_SECONDS = 5.0
 
+
 class Processor:
     """redelivery_seconds: set by the webhook. A retryable failure then leaves the jobs
     `dispatched` for that long, because QStash redelivers the message itself."""
 
-    def __init__(self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings,
-                 redelivery_seconds: float | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings, redelivery_seconds: float | None = None
+    ) -> None:
         self.pool = pool
         self.embedder = embedder
         self.settings = settings
@@ -106,16 +110,27 @@ class Processor:
             outcome = Outcome()
         await self._record_failures(by_key, failures, outcome)
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
-        for name, ids in (("done", outcome.done), ("failed", outcome.failed), ("dead", outcome.dead),
-                          ("lost", outcome.lost)):
+        for name, ids in (
+            ("done", outcome.done),
+            ("failed", outcome.failed),
+            ("dead", outcome.dead),
+            ("lost", outcome.lost),
+        ):
             if ids:
                 metrics.JOBS_FINISHED.labels(name).inc(len(ids))
         logger.info(
             "jobs processed",
-            extra={"action": "process", "job_ids": [j.id for j in jobs], "done": len(outcome.done),
-                   "failed": len(outcome.failed), "dead": len(outcome.dead), "lost": len(outcome.lost),
-                   "embedded_chunks": outcome.embedded_chunks, "reused_chunks": outcome.reused_chunks,
-                   "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+            extra={
+                "action": "process",
+                "job_ids": [j.id for j in jobs],
+                "done": len(outcome.done),
+                "failed": len(outcome.failed),
+                "dead": len(outcome.dead),
+                "lost": len(outcome.lost),
+                "embedded_chunks": outcome.embedded_chunks,
+                "reused_chunks": outcome.reused_chunks,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         return outcome
 
@@ -128,10 +143,12 @@ class Processor:
                 if other_model is not None:
                     failures[(content_type, source_id)] = PermanentError(
                         f"job queued for model {other_model!r} reached a worker embedding with "
-                        f"{self.embedder.model!r}: run it where EMBEDQ_MODEL={other_model}")
+                        f"{self.embedder.model!r}: run it where EMBEDQ_MODEL={other_model}"
+                    )
                 elif content_type not in sources:
                     failures[(content_type, source_id)] = PermanentError(
-                        f"unknown content type {content_type!r}: it is not registered")
+                        f"unknown content type {content_type!r}: it is not registered"
+                    )
                 else:
                     ids_by_type[content_type].append(source_id)
             rows: dict[Key, dict] = {}
@@ -141,9 +158,12 @@ class Processor:
             keys = [key for key in by_key if key not in failures]
             existing: dict[Key, dict[int, str]] = defaultdict(dict)
             if keys:
-                for record in await conn.fetch(query("embeddings_hashes"), self.embedder.model,
-                                               [k[0] for k in keys], [k[1] for k in keys]):
-                    existing[(record["content_type"], record["source_id"])][record["chunk_index"]] = record["content_hash"]
+                for record in await conn.fetch(
+                    query("embeddings_hashes"), self.embedder.model, [k[0] for k in keys], [k[1] for k in keys]
+                ):
+                    existing[(record["content_type"], record["source_id"])][record["chunk_index"]] = record[
+                        "content_hash"
+                    ]
 
         def build() -> dict[Key, Plan]:
             plans: dict[Key, Plan] = {}
@@ -154,8 +174,9 @@ class Processor:
                     plan.deleted = True
                 else:
                     try:
-                        plan.chunks, plan.hashes = chunk_row(key[0], sources[key[0]]["fields"], values,
-                                                             self.embedder, self.settings)
+                        plan.chunks, plan.hashes = chunk_row(
+                            key[0], sources[key[0]]["fields"], values, self.embedder, self.settings
+                        )
                     except (ValueError, TypeError, UnicodeError) as exc:
                         failures[key] = PermanentError(f"cannot build the text of {key[0]} {key[1]}: {exc}")
                         continue
@@ -199,13 +220,15 @@ class Processor:
             return
         self._accept(wanted, vectors, failures)
 
-    def _accept(self, wanted: list[tuple[Plan, int]], vectors: np.ndarray,
-                failures: dict[Key, ProcessingError]) -> None:
+    def _accept(
+        self, wanted: list[tuple[Plan, int]], vectors: np.ndarray, failures: dict[Key, ProcessingError]
+    ) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.shape != (len(wanted), self.embedder.dimensions):
             error = PermanentError(
                 f"the provider returned vectors of shape {vectors.shape}, expected "
-                f"({len(wanted)}, {self.embedder.dimensions})")
+                f"({len(wanted)}, {self.embedder.dimensions})"
+            )
             for plan, _ in wanted:
                 failures[plan.key] = error
             return
@@ -217,16 +240,22 @@ class Processor:
         for (plan, index), vector in zip(wanted, vectors, strict=True):
             plan.vectors[index] = vector
 
-    async def _write(self, plans: dict[Key, Plan], by_key: dict[Key, list[Job]],
-                     failures: dict[Key, ProcessingError], outcome: Outcome) -> None:
+    async def _write(
+        self,
+        plans: dict[Key, Plan],
+        by_key: dict[Key, list[Job]],
+        failures: dict[Key, ProcessingError],
+        outcome: Outcome,
+    ) -> None:
         ready = [plan for key, plan in plans.items() if key not in failures]
         if not ready:
             return
         jobs = [job for plan in ready for job in by_key[plan.key]]
         model = self.embedder.model
         async with self.pool.acquire() as conn, conn.transaction():
-            confirmed = {r[0] for r in await conn.fetch(
-                query("jobs_complete"), [j.id for j in jobs], [j.attempts for j in jobs])}
+            confirmed = {
+                r[0] for r in await conn.fetch(query("jobs_complete"), [j.id for j in jobs], [j.attempts for j in jobs])
+            }
             outcome.done.extend(j.id for j in jobs if j.id in confirmed)
             outcome.lost.extend(j.id for j in jobs if j.id not in confirmed)
             mine = [plan for plan in ready if any(j.id in confirmed for j in by_key[plan.key])]
@@ -234,25 +263,37 @@ class Processor:
             upserts = [(plan, i) for plan in mine if not plan.deleted for i in plan.to_embed]
             if upserts:
                 await conn.execute(
-                    query("embeddings_upsert"), model,
-                    [p.key[0] for p, _ in upserts], [p.key[1] for p, _ in upserts], [i for _, i in upserts],
-                    [Vector(p.vectors[i]) for p, i in upserts], [p.hashes[i] for p, i in upserts],
+                    query("embeddings_upsert"),
+                    model,
+                    [p.key[0] for p, _ in upserts],
+                    [p.key[1] for p, _ in upserts],
+                    [i for _, i in upserts],
+                    [Vector(p.vectors[i]) for p, i in upserts],
+                    [p.hashes[i] for p, i in upserts],
                     [p.chunks[i] for p, i in upserts],
-                    [{"chunks": len(p.chunks)} for p, _ in upserts])
+                    [{"chunks": len(p.chunks)} for p, _ in upserts],
+                )
             kept = [plan for plan in mine if not plan.deleted]
             if kept:
-                await conn.execute(query("embeddings_trim"), model, [p.key[0] for p in kept],
-                                   [p.key[1] for p in kept], [len(p.chunks) for p in kept])
+                await conn.execute(
+                    query("embeddings_trim"),
+                    model,
+                    [p.key[0] for p in kept],
+                    [p.key[1] for p in kept],
+                    [len(p.chunks) for p in kept],
+                )
             gone = [plan for plan in mine if plan.deleted]
             if gone:
-                await conn.execute(query("embeddings_delete_sources"), [p.key[0] for p in gone],
-                                   [p.key[1] for p in gone])
+                await conn.execute(
+                    query("embeddings_delete_sources"), [p.key[0] for p in gone], [p.key[1] for p in gone]
+                )
             outcome.embedded_chunks += len(upserts)
             outcome.reused_chunks += sum(len(p.chunks) - len(p.to_embed) for p in kept)
             outcome.deleted_sources += len(gone)
 
-    async def _record_failures(self, by_key: dict[Key, list[Job]], failures: dict[Key, ProcessingError],
-                               outcome: Outcome) -> None:
+    async def _record_failures(
+        self, by_key: dict[Key, list[Job]], failures: dict[Key, ProcessingError], outcome: Outcome
+    ) -> None:
         grouped: dict[tuple[str, bool, float], list[Job]] = defaultdict(list)
         for key, error in failures.items():
             retry_after = error.retry_after or 0.0
@@ -260,12 +301,21 @@ class Processor:
         for (message, retryable, retry_after), jobs in grouped.items():
             try:
                 rows = await self.pool.fetch(
-                    query("jobs_fail"), [j.id for j in jobs], [j.attempts for j in jobs], storable_text(message),
-                    retryable, self.settings.retry_base_seconds, self.settings.retry_max_seconds, retry_after,
-                    self.redelivery_seconds)
+                    query("jobs_fail"),
+                    [j.id for j in jobs],
+                    [j.attempts for j in jobs],
+                    storable_text(message),
+                    retryable,
+                    self.settings.retry_base_seconds,
+                    self.settings.retry_max_seconds,
+                    retry_after,
+                    self.redelivery_seconds,
+                )
             except CONNECTION_ERRORS as exc:
-                logger.warning("could not record a failure; the leases will expire",
-                               extra={"action": "fail", "job_ids": [j.id for j in jobs], "error": str(exc)})
+                logger.warning(
+                    "could not record a failure; the leases will expire",
+                    extra={"action": "fail", "job_ids": [j.id for j in jobs], "error": str(exc)},
+                )
                 # still failed, as far as the caller goes: the webhook must answer 503, not 200
                 outcome.failed.extend(j.id for j in jobs)
                 outcome.retry_after = max(outcome.retry_after or 0.0, UNRECORDED_RETRY_AFTER_SECONDS)
@@ -274,5 +324,7 @@ class Processor:
                 (outcome.dead if row["status"] == "dead" else outcome.failed).append(row["id"])
             if retryable and retry_after:
                 outcome.retry_after = max(outcome.retry_after or 0.0, retry_after)
-            logger.warning("jobs failed", extra={"action": "fail", "job_ids": [j.id for j in jobs],
-                                                  "retryable": retryable, "error": message})
+            logger.warning(
+                "jobs failed",
+                extra={"action": "fail", "job_ids": [j.id for j in jobs], "retryable": retryable, "error": message},
+            )

@@ -122,14 +122,12 @@ _PLAN_NODES: list[dict[str, str]] = [
         "with BitmapAnd or BitmapOr.",
         "watch": "A 'lossy' bitmap or a long 'Recheck Cond' line means work_mem was too small "
         "to remember individual rows, so whole pages were rechecked.",
-        "fix": "Give the session more work_mem for the query, or narrow the condition so fewer "
-        "pages qualify.",
+        "fix": "Give the session more work_mem for the query, or narrow the condition so fewer pages qualify.",
     },
     {
         "name": "Nested Loop",
         "what": "A nested loop join runs the inner side once for every row of the outer side.",
-        "when": "It is ideal when the outer side is tiny and the inner side can use an index on "
-        "the join key.",
+        "when": "It is ideal when the outer side is tiny and the inner side can use an index on the join key.",
         "watch": "The 'loops' figure multiplies everything below it: a cheap inner scan executed "
         "two hundred thousand times is no longer cheap.",
         "fix": "Fix the row estimate of the outer side, or add the missing index on the inner "
@@ -137,10 +135,8 @@ _PLAN_NODES: list[dict[str, str]] = [
     },
     {
         "name": "Hash Join",
-        "what": "A hash join builds a hash table from the smaller input and probes it with each "
-        "row of the larger one.",
-        "when": "It is the usual choice for joining two large sets on an equality condition "
-        "without a useful order.",
+        "what": "A hash join builds a hash table from the smaller input and probes it with each row of the larger one.",
+        "when": "It is the usual choice for joining two large sets on an equality condition without a useful order.",
         "watch": "'Batches' greater than one means the hash table did not fit in memory and "
         "spilled to disk in several passes.",
         "fix": "Raise work_mem or hash_mem_multiplier for the query, or filter the build side "
@@ -148,8 +144,7 @@ _PLAN_NODES: list[dict[str, str]] = [
     },
     {
         "name": "Merge Join",
-        "what": "A merge join walks two inputs that are sorted on the join key side by side, "
-        "like closing a zip.",
+        "what": "A merge join walks two inputs that are sorted on the join key side by side, like closing a zip.",
         "when": "It shows up when both inputs already arrive sorted, for example from indexes, "
         "or when the result must be ordered by the join key anyway.",
         "watch": "An explicit Sort below a merge join can cost more than the join itself.",
@@ -158,10 +153,8 @@ _PLAN_NODES: list[dict[str, str]] = [
     },
     {
         "name": "Sort",
-        "what": "A sort node orders its input, in memory when it fits and on disk when it "
-        "does not.",
-        "when": "It appears for ORDER BY, for merge joins, for DISTINCT and for some window "
-        "functions.",
+        "what": "A sort node orders its input, in memory when it fits and on disk when it does not.",
+        "when": "It appears for ORDER BY, for merge joins, for DISTINCT and for some window functions.",
         "watch": "'Sort Method: external merge Disk' tells you the sort spilled to temporary "
         "files, which is often the slowest step in a report query.",
         "fix": "Add an index in the requested order, sort fewer rows by filtering first, or "
@@ -189,8 +182,7 @@ _PLAN_NODES: list[dict[str, str]] = [
     },
     {
         "name": "Gather",
-        "what": "A gather node collects rows from parallel workers that each scan part of the "
-        "table.",
+        "what": "A gather node collects rows from parallel workers that each scan part of the table.",
         "when": "Parallel plans appear for large scans and aggregates when "
         "max_parallel_workers_per_gather allows them.",
         "watch": "Compare 'Workers Planned' with 'Workers Launched': when the server is busy "
@@ -203,8 +195,7 @@ _PLAN_NODES: list[dict[str, str]] = [
         "what": "A CTE scan reads the result of a WITH query that was computed once and stored.",
         "when": "Since PostgreSQL 12 simple CTEs are inlined; a CTE is materialized when it is "
         "referenced twice or marked MATERIALIZED.",
-        "watch": "A materialized CTE is an optimization fence: conditions from the outer query "
-        "are not pushed into it.",
+        "watch": "A materialized CTE is an optimization fence: conditions from the outer query are not pushed into it.",
         "fix": "Write NOT MATERIALIZED when you want the outer filter pushed down, or move the "
         "filter inside the WITH query yourself.",
     },
@@ -277,8 +268,7 @@ _LIGHT: list[dict[str, str]] = [
         "shadows almost disappear.",
         "subjects": "Lakes, towns with their first lights, snowfields and any scene where calm "
         "colour matters more than drama.",
-        "settings": "Expect exposures of several seconds at ISO 100; a tripod and a two-second "
-        "timer are essential.",
+        "settings": "Expect exposures of several seconds at ISO 100; a tripod and a two-second timer are essential.",
         "plan": "Arrive forty minutes before sunrise, with a head torch, and have the composition "
         "set before the sky starts to glow.",
         "mistake": "Leaving too early: the deepest blue often arrives ten minutes after most "
@@ -288,10 +278,8 @@ _LIGHT: list[dict[str, str]] = [
         "name": "Golden hour",
         "look": "When the sun is low, its light is warm, directional and long, and it rakes "
         "across the land to reveal every ridge and texture.",
-        "subjects": "Mountain faces, dunes, fields of grass and anything with texture that "
-        "side light can carve out.",
-        "settings": "Meter for the highlights and let the shadows fall dark; bracket if the sun "
-        "is in the frame.",
+        "subjects": "Mountain faces, dunes, fields of grass and anything with texture that side light can carve out.",
+        "settings": "Meter for the highlights and let the shadows fall dark; bracket if the sun is in the frame.",
         "plan": "Check the sun's direction with a planning app the evening before, so you know which "
         "faces of the mountain will catch the first light.",
         "mistake": "Shooting only towards the sun and forgetting to turn around, where the warm "
@@ -299,23 +287,19 @@ _LIGHT: list[dict[str, str]] = [
     },
     {
         "name": "Midday sun",
-        "look": "High sun gives hard, short shadows, bright highlights and flat colour in open "
-        "landscapes.",
+        "look": "High sun gives hard, short shadows, bright highlights and flat colour in open landscapes.",
         "subjects": "Forests, canyons and streets with strong graphic shadows, or black and "
         "white images built on contrast.",
         "settings": "Use a polarizer to deepen the sky and cut glare on leaves and water, and "
         "keep an eye on the histogram's right edge.",
         "plan": "Look for shade and strong shapes, such as the shadow of a bridge on a river or light"
         " falling through a gap in a canyon wall.",
-        "mistake": "Giving up on the day: midday is the time to scout locations for tomorrow's "
-        "sunrise.",
+        "mistake": "Giving up on the day: midday is the time to scout locations for tomorrow's sunrise.",
     },
     {
         "name": "Overcast",
-        "look": "A full cloud cover turns the sky into a giant softbox with gentle shadows and "
-        "saturated greens.",
-        "subjects": "Waterfalls, forest interiors, flowers and intimate details without a "
-        "sky in the frame.",
+        "look": "A full cloud cover turns the sky into a giant softbox with gentle shadows and saturated greens.",
+        "subjects": "Waterfalls, forest interiors, flowers and intimate details without a sky in the frame.",
         "settings": "Slow shutter speeds come easily; a half-second exposure gives water a "
         "silky texture without filters.",
         "plan": "Overcast days are ideal for forest walks, because the soft light removes the hot "
@@ -327,8 +311,7 @@ _LIGHT: list[dict[str, str]] = [
         "name": "Fog and mist",
         "look": "Fog simplifies a scene, hides clutter and separates layers by distance, so "
         "the nearest trees are dark and the far ones fade away.",
-        "subjects": "Tree lines, rolling hills, a lone boat or a path that disappears into "
-        "the grey.",
+        "subjects": "Tree lines, rolling hills, a lone boat or a path that disappears into the grey.",
         "settings": "Add one or two stops of exposure compensation, because the meter will try "
         "to turn the bright fog into middle grey.",
         "plan": "Valley fog forms best on calm, clear nights after rain, so watch the forecast for "
@@ -340,21 +323,16 @@ _LIGHT: list[dict[str, str]] = [
         "name": "Storm light",
         "look": "Breaks in storm clouds throw spotlights of sun onto the land under a dark sky, "
         "and the contrast can be spectacular.",
-        "subjects": "Wide valleys, coastlines and mountain ridges where a single lit area can "
-        "become the subject.",
-        "settings": "Keep the camera ready on the tripod and wait; the best light may last "
-        "only a few seconds.",
+        "subjects": "Wide valleys, coastlines and mountain ridges where a single lit area can become the subject.",
+        "settings": "Keep the camera ready on the tripod and wait; the best light may last only a few seconds.",
         "plan": "Follow the radar and position yourself so the storm passes beside you rather than "
         "over you, with the sun behind your back.",
-        "mistake": "Standing on exposed ridges when lightning is near. No photograph is worth "
-        "that risk.",
+        "mistake": "Standing on exposed ridges when lightning is near. No photograph is worth that risk.",
     },
     {
         "name": "Backlight",
-        "look": "With the sun behind the subject, edges glow, leaves turn translucent and dust "
-        "or spray lights up.",
-        "subjects": "Grasses, spider webs, hikers on a ridge, spray from waves and autumn "
-        "leaves.",
+        "look": "With the sun behind the subject, edges glow, leaves turn translucent and dust or spray lights up.",
+        "subjects": "Grasses, spider webs, hikers on a ridge, spray from waves and autumn leaves.",
         "settings": "Shade the lens with your hand to avoid flare, and expose so that the glowing "
         "rim keeps its detail.",
         "plan": "Low sun behind a subject works best early and late in the day, so plan backlit "
@@ -364,28 +342,23 @@ _LIGHT: list[dict[str, str]] = [
     },
     {
         "name": "Side light",
-        "look": "Light from the side creates shadows that run across the frame and give a "
-        "flat picture depth.",
+        "look": "Light from the side creates shadows that run across the frame and give a flat picture depth.",
         "subjects": "Rock formations, snow drifts, sand ripples and old stone walls.",
         "settings": "Position yourself so the light comes from ninety degrees, then walk a few "
         "steps to change how the shadows fall.",
         "plan": "Study a map for valleys and ridges that run north to south, which catch side light "
         "at both ends of the day.",
-        "mistake": "Choosing a high viewpoint that flattens the very texture the side light "
-        "reveals.",
+        "mistake": "Choosing a high viewpoint that flattens the very texture the side light reveals.",
     },
     {
         "name": "Snow",
         "look": "Snow reflects light into the shadows and turns everything bright, clean and "
         "quiet, with a blue tint in the shade.",
-        "subjects": "Minimal scenes, tracks across a field, trees heavy with snow and "
-        "mountain huts.",
+        "subjects": "Minimal scenes, tracks across a field, trees heavy with snow and mountain huts.",
         "settings": "Add exposure compensation so the snow stays white, and keep spare "
         "batteries warm inside your jacket.",
-        "plan": "Go out during or just after snowfall, when branches are still loaded and the fields "
-        "are untouched.",
-        "mistake": "Walking through the scene before photographing it and leaving footprints "
-        "across the foreground.",
+        "plan": "Go out during or just after snowfall, when branches are still loaded and the fields are untouched.",
+        "mistake": "Walking through the scene before photographing it and leaving footprints across the foreground.",
     },
     {
         "name": "Night and stars",
@@ -403,27 +376,22 @@ _LIGHT: list[dict[str, str]] = [
         "name": "Moonlight",
         "look": "A bright moon lights the landscape like a very dim, cool sun and lets long "
         "exposures record colour the eye cannot see.",
-        "subjects": "Snowy peaks, beaches and any scene that looks flat at night without "
-        "some light on the land.",
-        "settings": "Try thirty seconds at f/5.6 and ISO 800 as a starting point and adjust "
-        "from the histogram.",
+        "subjects": "Snowy peaks, beaches and any scene that looks flat at night without some light on the land.",
+        "settings": "Try thirty seconds at f/5.6 and ISO 800 as a starting point and adjust from the histogram.",
         "plan": "The days around full moon are best, and a moon low in the sky gives softer, more "
         "directional light on the land.",
-        "mistake": "Including the full moon itself, which becomes a white blob in an exposure "
-        "made for the land.",
+        "mistake": "Including the full moon itself, which becomes a white blob in an exposure made for the land.",
     },
     {
         "name": "Rain",
         "look": "Rain darkens rock and soil, deepens colours and fills the air with texture, "
         "and puddles become mirrors.",
-        "subjects": "Streets with reflections, forest floors, moss and close-ups of drops "
-        "on leaves.",
+        "subjects": "Streets with reflections, forest floors, moss and close-ups of drops on leaves.",
         "settings": "Protect the camera with a cover, keep a lens cloth dry in a bag and use a "
         "lens hood to keep drops off the glass.",
         "plan": "Watch for the end of a shower, when the clouds break and the wet landscape catches "
         "the returning light.",
-        "mistake": "Staying home: some of the richest colour of the year appears in the first "
-        "hour after heavy rain.",
+        "mistake": "Staying home: some of the richest colour of the year appears in the first hour after heavy rain.",
     },
 ]
 
@@ -649,8 +617,7 @@ COURSES: list[dict[str, Any]] = [
         "files into natural, striking landscape images.",
         "category": "Photography",
         "tags": ["photography", "landscape", "composition", "lightroom"],
-        "requirements": "Any camera with manual exposure controls and a tripod. No editing "
-        "experience needed.",
+        "requirements": "Any camera with manual exposure controls and a tripod. No editing experience needed.",
         "learning_objectives": "Control exposure in difficult light; plan shoots for sunrise, "
         "fog and night; compose with foreground, layers and lines; edit RAW files with restraint.",
         "price_cents": 6900,
@@ -668,8 +635,7 @@ COURSES: list[dict[str, Any]] = [
             },
             {
                 "title": "A field guide to natural light",
-                "description": "Twelve kinds of outdoor light, from blue hour to rain, and how to "
-                "photograph each one.",
+                "description": "Twelve kinds of outdoor light, from blue hour to rain, and how to photograph each one.",
                 "content": _light_lesson(),
             },
             {
@@ -702,16 +668,14 @@ COURSES: list[dict[str, Any]] = [
         "numbers and the conversations you need when travelling in China.",
         "category": "Languages",
         "tags": ["mandarin", "chinese", "pinyin", "beginner"],
-        "requirements": "No prior knowledge. Fifteen minutes a day and the courage to speak out "
-        "loud.",
+        "requirements": "No prior knowledge. Fifteen minutes a day and the courage to speak out loud.",
         "learning_objectives": "Pronounce the four tones; introduce yourself; use numbers, dates "
         "and times; order food and ask for directions.",
         "price_cents": 4500,
         "lessons": [
             {
                 "title": "Pinyin and the four tones",
-                "description": "How Mandarin sounds are written in Latin letters, and why tone "
-                "changes meaning.",
+                "description": "How Mandarin sounds are written in Latin letters, and why tone changes meaning.",
                 "content": "Pinyin writes Mandarin pronunciation with Latin letters plus tone marks. "
                 "The same syllable with a different tone is a different word: mā 妈 means mother, "
                 "má 麻 means hemp or numb, mǎ 马 means horse and mà 骂 means to scold.\n\nPractise "
@@ -755,16 +719,14 @@ COURSES: list[dict[str, Any]] = [
         "invest for the long term with low-cost index funds.",
         "category": "Finance",
         "tags": ["budgeting", "saving", "index funds", "investing"],
-        "requirements": "Your last three months of bank statements. No investing experience "
-        "needed.",
+        "requirements": "Your last three months of bank statements. No investing experience needed.",
         "learning_objectives": "Track spending and set a realistic savings rate; build an "
         "emergency fund; pay down debt in the right order; choose a simple index fund portfolio.",
         "price_cents": 2900,
         "lessons": [
             {
                 "title": "Building a budget you can keep",
-                "description": "Start from what you really spend, then decide how much of each "
-                "paycheck to save.",
+                "description": "Start from what you really spend, then decide how much of each paycheck to save.",
                 "content": "Most budgets fail because they describe the person we wish we were. "
                 "Start instead from three months of real spending, sorted into a few broad "
                 "categories: housing, food, transport, fun and everything else.\n\nThen decide on "
@@ -775,8 +737,7 @@ COURSES: list[dict[str, Any]] = [
             },
             {
                 "title": "Emergency funds and paying off debt",
-                "description": "How big an emergency fund should be, and the avalanche and "
-                "snowball methods.",
+                "description": "How big an emergency fund should be, and the avalanche and snowball methods.",
                 "content": "An emergency fund of three to six months of essential expenses turns a "
                 "lost job or a broken boiler into an inconvenience instead of a crisis. Keep it "
                 "in an easy-access savings account, not in investments.\n\nFor debts, the "
@@ -802,8 +763,7 @@ COURSES: list[dict[str, Any]] = [
         "neck, shoulders, lower back and hips.",
         "category": "Health & Fitness",
         "tags": ["yoga", "mobility", "back pain", "stretching"],
-        "requirements": "A mat or a carpeted floor and ten minutes. Suitable for complete "
-        "beginners.",
+        "requirements": "A mat or a carpeted floor and ten minutes. Suitable for complete beginners.",
         "learning_objectives": "Release neck and shoulder tension; open tight hips and hamstrings; "
         "ease lower back pain from sitting; build a daily ten-minute habit.",
         "price_cents": 1900,
@@ -882,8 +842,7 @@ COURSES: list[dict[str, Any]] = [
             },
             {
                 "title": "Text embeddings and semantic search",
-                "description": "Turn sentences into vectors and find documents by meaning, in "
-                "any language.",
+                "description": "Turn sentences into vectors and find documents by meaning, in any language.",
                 "content": "An embedding model maps a piece of text to a vector so that texts with "
                 "similar meaning end up close together. Semantic search embeds every document "
                 "once, embeds the query at search time and returns the nearest vectors by cosine "
@@ -1001,8 +960,11 @@ POSTS: list[dict[str, Any]] = [
         "view_count": 1840,
         "comments": [
             ("Grace Miller", "Could I use my own dried chillies from the garden for this?"),
-            ("Maya Chen", "Absolutely! Dry them fully and grind them coarse, and mix a mild "
-             "variety for colour with a hot one for heat."),
+            (
+                "Maya Chen",
+                "Absolutely! Dry them fully and grind them coarse, and mix a mild "
+                "variety for colour with a hot one for heat.",
+            ),
             ("李伟", "看起来很香！我们家做红油也是分三次泼油，最后一次加点白芝麻。"),
         ],
     },
@@ -1016,10 +978,12 @@ POSTS: list[dict[str, Any]] = [
         "80 ms.\n\nLesson learned: index the rows you query, not the whole table.",
         "view_count": 5210,
         "comments": [
-            ("Aiko Tanaka", "Did you have to change the queries so the planner picks the partial "
-             "index?"),
-            ("Daniel Okafor", "Only to make sure the WHERE clause matches exactly: status = "
-             "'pending' as a literal, not a parameter compared with a generic plan."),
+            ("Aiko Tanaka", "Did you have to change the queries so the planner picks the partial index?"),
+            (
+                "Daniel Okafor",
+                "Only to make sure the WHERE clause matches exactly: status = "
+                "'pending' as a literal, not a parameter compared with a generic plan.",
+            ),
             ("Priya Nair", "Saving this for our team, we have the same problem with invoices."),
         ],
     },
@@ -1048,8 +1012,11 @@ POSTS: list[dict[str, Any]] = [
         "这个规则记住了，很多常用词就自然了。大家学中文的时候还遇到过哪些困难？欢迎留言。",
         "view_count": 2330,
         "comments": [
-            ("Carlos Mendes", "As a musician I found it helped to think of the tones as pitch "
-             "contours, like a tiny melody for each word."),
+            (
+                "Carlos Mendes",
+                "As a musician I found it helped to think of the tones as pitch "
+                "contours, like a tiny melody for each word.",
+            ),
             ("Aiko Tanaka", "对我来说最难的是听力，说得快的时候完全听不出声调。"),
             ("李伟", "听力需要大量输入，可以先从慢速的播客开始，每天坚持。"),
         ],
@@ -1064,10 +1031,11 @@ POSTS: list[dict[str, Any]] = [
         "coffees.\n\nA year later I had six months of expenses saved and a growing index fund.",
         "view_count": 3120,
         "comments": [
-            ("Daniel Okafor", "The weekly allowance idea is great. Monthly budgets always fell "
-             "apart for me around day 20."),
-            ("Maya Chen", "Did you count irregular things like gifts and travel as needs or "
-             "wants?"),
+            (
+                "Daniel Okafor",
+                "The weekly allowance idea is great. Monthly budgets always fell apart for me around day 20.",
+            ),
+            ("Maya Chen", "Did you count irregular things like gifts and travel as needs or wants?"),
             ("Priya Nair", "I give them their own sinking fund, a small fixed amount every month."),
         ],
     },
@@ -1081,8 +1049,10 @@ POSTS: list[dict[str, Any]] = [
         "legs up the wall before bed. If the pain runs down your leg, see a physiotherapist.",
         "view_count": 4400,
         "comments": [
-            ("Daniel Okafor", "Two weeks in and the afternoon ache is mostly gone. The timer "
-             "reminder was the key for me."),
+            (
+                "Daniel Okafor",
+                "Two weeks in and the afternoon ache is mostly gone. The timer reminder was the key for me.",
+            ),
             ("Grace Miller", "Does gardening count as a break from sitting? I kneel a lot."),
             ("Tom Becker", "It does! Just use a kneeling pad and switch sides often."),
         ],
@@ -1097,10 +1067,12 @@ POSTS: list[dict[str, Any]] = [
         "keeping vectors in sync when tickets are edited, and chunking very long email threads.",
         "view_count": 2875,
         "comments": [
-            ("Daniel Okafor", "How did you keep the embeddings up to date, triggers or a "
-             "nightly batch?"),
-            ("Aiko Tanaka", "Triggers that queue a job per changed ticket, and a worker that "
-             "re-embeds only when the text actually changed."),
+            ("Daniel Okafor", "How did you keep the embeddings up to date, triggers or a nightly batch?"),
+            (
+                "Aiko Tanaka",
+                "Triggers that queue a job per changed ticket, and a worker that "
+                "re-embeds only when the text actually changed.",
+            ),
         ],
     },
     {
@@ -1126,8 +1098,7 @@ POSTS: list[dict[str, Any]] = [
         "chords, a completely different, sadder mood.",
         "view_count": 3560,
         "comments": [
-            ("Sofia Rossi", "Starting on the minor chord really does change everything, I just "
-             "tried it."),
+            ("Sofia Rossi", "Starting on the minor chord really does change everything, I just tried it."),
             ("李伟", "中文流行歌里也常用这个和弦进行，难怪听起来那么熟悉。"),
         ],
     },
@@ -1140,8 +1111,7 @@ POSTS: list[dict[str, Any]] = [
         "view_count": 1520,
         "comments": [
             ("李伟", "看着就流口水！我习惯最后加几颗冰糖，颜色更亮。"),
-            ("Sofia Rossi", "This looks amazing. Is it very different from the braised pork in "
-             "Shanghai restaurants?"),
+            ("Sofia Rossi", "This looks amazing. Is it very different from the braised pork in Shanghai restaurants?"),
         ],
     },
 ]
@@ -1213,9 +1183,7 @@ async def insert_sample(conn: Any) -> dict[str, int]:
     sample twice; callers that want it once check for existing rows first.
     """
     async with conn.transaction():
-        profiles = [
-            {**profile, "idle_hours": 3 * index} for index, profile in enumerate(PROFILES)
-        ]
+        profiles = [{**profile, "idle_hours": 3 * index} for index, profile in enumerate(PROFILES)]
         profile_rows = await conn.fetch(_INSERT_PROFILES, _rows(profiles))
         profile_ids = {row["display_name"]: row["id"] for row in profile_rows}
 

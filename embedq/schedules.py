@@ -45,19 +45,29 @@ async def upsert_qstash_schedules(settings: Settings) -> list[str]:
 
     client = AsyncQStash(settings.qstash_token, base_url=settings.qstash_url, retry=False)
     try:
-        return [await client.schedule.create(
-            destination=settings.public_url("/v1/maintenance"), cron=item.cron, schedule_id=item.schedule_id,
-            body=json.dumps({"task": item.task}), content_type="application/json",
-            retries=settings.qstash_retries) for item in SCHEDULES]
+        return [
+            await client.schedule.create(
+                destination=settings.public_url("/v1/maintenance"),
+                cron=item.cron,
+                schedule_id=item.schedule_id,
+                body=json.dumps({"task": item.task}),
+                content_type="application/json",
+                retries=settings.qstash_retries,
+            )
+            for item in SCHEDULES
+        ]
     finally:
         await client.http._client.aclose()
 
 
-async def run_local_schedules(pool: asyncpg.Pool, stop: asyncio.Event, schedules: tuple[Recurring, ...] = SCHEDULES,
-                              first_run_delay: float = FIRST_RUN_DELAY_SECONDS) -> None:
+async def run_local_schedules(
+    pool: asyncpg.Pool,
+    stop: asyncio.Event,
+    schedules: tuple[Recurring, ...] = SCHEDULES,
+    first_run_delay: float = FIRST_RUN_DELAY_SECONDS,
+) -> None:
     loop = asyncio.get_running_loop()
-    due = {item.task: loop.time() + (first_run_delay if item.at_start else item.every_seconds)
-           for item in schedules}
+    due = {item.task: loop.time() + (first_run_delay if item.at_start else item.every_seconds) for item in schedules}
     while not stop.is_set():
         next_due = min(due.values())
         try:

@@ -28,8 +28,15 @@ class Hit:
         return asdict(self)
 
 
-async def search(conn: asyncpg.Connection, embedder: Embedder, text: str, *, k: int = 10,
-                 content_types: list[str] | None = None, origin: Literal["cli", "http"] = "cli") -> list[Hit]:
+async def search(
+    conn: asyncpg.Connection,
+    embedder: Embedder,
+    text: str,
+    *,
+    k: int = 10,
+    content_types: list[str] | None = None,
+    origin: Literal["cli", "http"] = "cli",
+) -> list[Hit]:
     text = text.strip()
     if not text:
         raise InvalidInput("the search text is empty")
@@ -41,7 +48,8 @@ async def search(conn: asyncpg.Connection, embedder: Embedder, text: str, *, k: 
     if active["name"] != embedder.model:
         raise InvalidInput(
             f"the active model is {active['name']!r} but this process embeds with {embedder.model!r}: "
-            f"set EMBEDQ_PROVIDER/EMBEDQ_MODEL to match, or `embedq models activate {embedder.model}`")
+            f"set EMBEDQ_PROVIDER/EMBEDQ_MODEL to match, or `embedq models activate {embedder.model}`"
+        )
     if content_types:
         known = {r["content_type"] for r in await conn.fetch(query("sources_list"))}
         unknown = sorted(set(content_types) - known)
@@ -51,6 +59,14 @@ async def search(conn: asyncpg.Connection, embedder: Embedder, text: str, *, k: 
     vector = await embedder.embed_query(text)
     rows = await conn.fetch(query("search"), Vector(vector), k, content_types or None, embedder.model)
     hits = [Hit(**dict(r)) for r in rows]
-    await conn.execute(query("search_log_insert"), text, embedder.model, content_types or None, k, len(hits),
-                       (time.perf_counter() - started) * 1000, origin)
+    await conn.execute(
+        query("search_log_insert"),
+        text,
+        embedder.model,
+        content_types or None,
+        k,
+        len(hits),
+        (time.perf_counter() - started) * 1000,
+        origin,
+    )
     return hits

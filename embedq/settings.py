@@ -161,9 +161,7 @@ class Settings:
                 )
             dimensions = _parse(env, "EMBEDQ_DIMENSIONS", _positive_int, LOCAL_DIMENSIONS)
             if dimensions != LOCAL_DIMENSIONS:
-                raise ConfigError(
-                    f"EMBEDQ_DIMENSIONS={dimensions}: {LOCAL_MODEL} has {LOCAL_DIMENSIONS} dimensions"
-                )
+                raise ConfigError(f"EMBEDQ_DIMENSIONS={dimensions}: {LOCAL_MODEL} has {LOCAL_DIMENSIONS} dimensions")
         else:
             if api_key is None and base_url is None:
                 raise ConfigError(

@@ -71,4 +71,4 @@ class CountingEmbedder:
         return await self.inner.embed_query(text)
 
 
-__all__ = ["HashEmbedder", "CountingEmbedder", "RetryableError", "PermanentError"]
+__all__ = ["CountingEmbedder", "HashEmbedder", "PermanentError", "RetryableError"]

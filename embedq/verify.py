@@ -43,9 +43,13 @@ class TypeDrift:
         return {**asdict(self), "drift": self.drift}
 
 
-async def verify(conn: asyncpg.Connection, embedder: Embedder, settings: Settings,
-                 content_types: list[str] | None = None,
-                 progress: Callable[[str, int], None] | None = None) -> dict[str, TypeDrift]:
+async def verify(
+    conn: asyncpg.Connection,
+    embedder: Embedder,
+    settings: Settings,
+    content_types: list[str] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, TypeDrift]:
     await conn.execute(query("jobs_ingest"))
     sources = {r["content_type"]: r for r in await conn.fetch(query("sources_list"))}
     wanted = content_types or list(sources)
@@ -75,7 +79,7 @@ async def _check_rows(conn, embedder, settings, content_type, fields, drift: Typ
         for r in await conn.fetch(query("embeddings_hashes"), embedder.model, [content_type] * len(ids), ids):
             stored[r["source_id"]][r["chunk_index"]] = r["content_hash"]
 
-        def compare() -> None:
+        def compare(page=page, busy=busy, stored=stored) -> None:
             for record in page:
                 source_id = record["source_id"]
                 drift.checked += 1
@@ -110,8 +114,9 @@ async def _check_orphans(conn, model: str, content_type: str, drift: TypeDrift) 
         drift.orphaned.extend(i for i in page if i not in existing)
 
 
-async def fix(conn: asyncpg.Connection, model: str, report: dict[str, TypeDrift], priority: int = 3,
-              *, active: bool = True) -> int:
+async def fix(
+    conn: asyncpg.Connection, model: str, report: dict[str, TypeDrift], priority: int = 3, *, active: bool = True
+) -> int:
     """Queue the repairs: an upsert for missing and stale rows, a delete for orphans. Vectors of
     types no longer registered are deleted at once (no source is left to process them).
     active=False: the model is being filled side by side, and its repair jobs name it."""
@@ -123,9 +128,16 @@ async def fix(conn: asyncpg.Connection, model: str, report: dict[str, TypeDrift]
                 await conn.execute(query("embeddings_delete_type"), model, content_type)
                 continue
             if drift.missing or drift.stale:
-                queued += await conn.fetchval(query("jobs_queue"), content_type, drift.missing + drift.stale,
-                                              JobOp.UPSERT.value, priority, job_model)
+                queued += await conn.fetchval(
+                    query("jobs_queue"),
+                    content_type,
+                    drift.missing + drift.stale,
+                    JobOp.UPSERT.value,
+                    priority,
+                    job_model,
+                )
             if drift.orphaned:
-                queued += await conn.fetchval(query("jobs_queue"), content_type, drift.orphaned,
-                                              JobOp.DELETE.value, priority, job_model)
+                queued += await conn.fetchval(
+                    query("jobs_queue"), content_type, drift.orphaned, JobOp.DELETE.value, priority, job_model
+                )
     return queued

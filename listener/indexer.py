@@ -42,9 +42,14 @@ async def ensure_index(pool: asyncpg.Pool, model: str, min_rows: int) -> str:
                 started = time.perf_counter()
                 logger.info("building the HNSW index", extra={"action": "index_build", "model": model})
                 await conn.execute(await conn.fetchval(query("models_index_ddl"), model))
-                logger.info("HNSW index ready", extra={
-                    "action": "index_build", "model": model,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+                logger.info(
+                    "HNSW index ready",
+                    extra={
+                        "action": "index_build",
+                        "model": model,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
             return await conn.fetchval(query("models_index_state"), model)
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", BUILD_LOCK_NAMESPACE, model)

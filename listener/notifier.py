@@ -28,8 +28,9 @@ class Notifier:
     """on_message(payload) runs for every notification, and with None after each (re)connect,
     since anything sent while disconnected was lost."""
 
-    def __init__(self, dsn: str, application_name: str, on_message: Callable[[str | None], None],
-                 channel: str = CHANNEL) -> None:
+    def __init__(
+        self, dsn: str, application_name: str, on_message: Callable[[str | None], None], channel: str = CHANNEL
+    ) -> None:
         self.dsn = dsn
         self.application_name = application_name
         self.on_message = on_message
@@ -47,7 +48,7 @@ class Notifier:
             lost = asyncio.Event()
             try:
                 conn = await db.connect(self.dsn, self.application_name)
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(self.channel, self._on_notify)
                 self.connected.set()
                 self.on_message(None)  # anything sent while we were away is lost: look again
@@ -55,15 +56,18 @@ class Notifier:
                 logger.info("listening", extra={"action": "listen", "channel": self.channel})
                 while not stop.is_set() and not lost.is_set():
                     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(lost.wait())]
-                    done, pending = await asyncio.wait(waiters, timeout=KEEPALIVE_SECONDS,
-                                                       return_when=asyncio.FIRST_COMPLETED)
+                    done, pending = await asyncio.wait(
+                        waiters, timeout=KEEPALIVE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                    )
                     for task in pending:
                         task.cancel()
                     if not done:
                         await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
             except (DatabaseUnavailable, *db.CONNECTION_ERRORS) as exc:
-                logger.warning("notification connection lost; reconnecting",
-                               extra={"action": "listen_reconnect", "error": str(exc), "backoff_s": round(backoff, 2)})
+                logger.warning(
+                    "notification connection lost; reconnecting",
+                    extra={"action": "listen_reconnect", "error": str(exc), "backoff_s": round(backoff, 2)},
+                )
             finally:
                 self.connected.clear()
                 if conn is not None and not conn.is_closed():

@@ -42,7 +42,7 @@ def message_batches(jobs: Sequence[Job], per_message: int) -> list[list[Job]]:
     ordered = sorted(jobs, key=lambda j: (j.priority, j.id))
     for _, same_priority in groupby(ordered, key=lambda j: j.priority):
         group = list(same_priority)
-        batches.extend(group[i:i + per_message] for i in range(0, len(group), per_message))
+        batches.extend(group[i : i + per_message] for i in range(0, len(group), per_message))
     return batches
 
 
@@ -55,8 +55,9 @@ def deduplication_id(jobs: Sequence[Job]) -> str:
 
 
 def message_body(jobs: Sequence[Job]) -> dict:
-    return {"jobs": [{"id": j.id, "content_type": j.content_type, "source_id": j.source_id, "op": str(j.op)}
-                     for j in jobs]}
+    return {
+        "jobs": [{"id": j.id, "content_type": j.content_type, "source_id": j.source_id, "op": str(j.op)} for j in jobs]
+    }
 
 
 class QStashPublisher:
@@ -78,14 +79,17 @@ class QStashPublisher:
         from qstash.errors import QStashError
 
         batches = message_batches(jobs, self.settings.jobs_per_message)
-        requests = [{
-            "url": self.jobs_url,
-            "body": message_body(batch),
-            "deduplication_id": deduplication_id(batch),
-            "failure_callback": self.failures_url,
-            "retries": self.settings.qstash_retries,
-            "flow_control": {"key": "embedq-webhook", "parallelism": self.settings.qstash_parallelism},
-        } for batch in batches]
+        requests = [
+            {
+                "url": self.jobs_url,
+                "body": message_body(batch),
+                "deduplication_id": deduplication_id(batch),
+                "failure_callback": self.failures_url,
+                "retries": self.settings.qstash_retries,
+                "flow_control": {"key": "embedq-webhook", "parallelism": self.settings.qstash_parallelism},
+            }
+            for batch in batches
+        ]
         self.publish_calls += 1
         try:
             responses = await self.client.message.batch_json(requests)
@@ -97,10 +101,15 @@ class QStashPublisher:
             raise PublishError(f"QStash answered {len(responses)} results for {len(batches)} messages")
         async with self.pool.acquire() as conn, conn.transaction():
             for batch, response in zip(batches, responses, strict=True):
-                await conn.execute(query("jobs_set_message"), [j.id for j in batch], response.message_id,
-                                   self.settings.dispatch_timeout)
-        logger.info("jobs published", extra={"action": "publish", "job_ids": [j.id for j in jobs],
-                                             "messages": len(batches)})
+                await conn.execute(
+                    query("jobs_set_message"),
+                    [j.id for j in batch],
+                    response.message_id,
+                    self.settings.dispatch_timeout,
+                )
+        logger.info(
+            "jobs published", extra={"action": "publish", "job_ids": [j.id for j in jobs], "messages": len(batches)}
+        )
 
     async def aclose(self) -> None:
         await self.client.http._client.aclose()

@@ -16,9 +16,14 @@ logger = logging.getLogger(__name__)
 async def rescue_once(pool: asyncpg.Pool) -> int:
     rows = await pool.fetch(query("jobs_rescue"))
     if rows:
-        logger.warning("expired leases returned", extra={
-            "action": "rescue", "job_ids": [r["id"] for r in rows],
-            "dead": [r["id"] for r in rows if r["status"] == "dead"]})
+        logger.warning(
+            "expired leases returned",
+            extra={
+                "action": "rescue",
+                "job_ids": [r["id"] for r in rows],
+                "dead": [r["id"] for r in rows if r["status"] == "dead"],
+            },
+        )
     return len(rows)
 
 

@@ -19,15 +19,15 @@ import asyncpg
 
 from embedq import db, metrics
 from embedq.jobs import Job
-from embedq.processing import Outcome, Processor
-from embedq.providers.base import Embedder
-from embedq.queries import query
-from embedq.settings import Settings
 from embedq.listener.breaker import BreakerState, CircuitBreaker
 from embedq.listener.indexer import ensure_index, run_indexer
 from embedq.listener.notifier import Notifier
 from embedq.listener.publisher import LocalPublisher, PublishError, QStashPublisher
 from embedq.listener.rescuer import rescue_once, run_rescuer
+from embedq.processing import Outcome, Processor
+from embedq.providers.base import Embedder
+from embedq.queries import query
+from embedq.settings import Settings
 
 logger = logging.getLogger(__name__)
 #: how long a dispatch claim may take to publish; delivery then gets EMBEDQ_DISPATCH_TIMEOUT
@@ -53,11 +53,17 @@ class ListenerConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListenerConfig:
-        return cls(batch_size=settings.batch_size, batch_window=settings.batch_window,
-                   batch_window_min_priority=settings.batch_window_min_priority,
-                   poll_interval=settings.poll_interval, lease_seconds=settings.lease_seconds,
-                   rescue_interval=settings.rescue_interval, concurrency=settings.concurrency,
-                   hnsw_min_rows=settings.hnsw_min_rows, max_attempts=settings.max_attempts)
+        return cls(
+            batch_size=settings.batch_size,
+            batch_window=settings.batch_window,
+            batch_window_min_priority=settings.batch_window_min_priority,
+            poll_interval=settings.poll_interval,
+            lease_seconds=settings.lease_seconds,
+            rescue_interval=settings.rescue_interval,
+            concurrency=settings.concurrency,
+            hnsw_min_rows=settings.hnsw_min_rows,
+            max_attempts=settings.max_attempts,
+        )
 
 
 @dataclass
@@ -89,8 +95,15 @@ class Listener:
     """Local mode: claims jobs and processes them. QStash mode: claims jobs and publishes them,
     and processes them itself while the QStash breaker is open."""
 
-    def __init__(self, dsn: str, embedder: Embedder, settings: Settings,
-                 config: ListenerConfig | None = None, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        embedder: Embedder,
+        settings: Settings,
+        config: ListenerConfig | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
         self.dsn = dsn
         self.embedder = embedder
         self.settings = settings
@@ -119,49 +132,75 @@ class Listener:
 
     async def run(self, *, drain: bool = False) -> Totals:
         app = self.settings.application_name
-        self.pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1,
-                                         max_size=self.config.concurrency + 3)
-        self.local = LocalPublisher(Processor(self.pool, self.embedder, self.settings), self.pool,
-                                    self.config.lease_seconds)
+        self.pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1, max_size=self.config.concurrency + 3)
+        self.local = LocalPublisher(
+            Processor(self.pool, self.embedder, self.settings), self.pool, self.config.lease_seconds
+        )
         if self.settings.qstash_enabled:
             self.publisher = QStashPublisher(self.settings, self.pool)
         tasks: list[asyncio.Task] = []
         try:
             async with self.pool.acquire() as conn:
                 await db.ensure_migrated(conn)
-                model = await conn.fetchrow(query("models_ensure"), self.embedder.model, self.embedder.provider,
-                                            self.embedder.dimensions)
+                model = await conn.fetchrow(
+                    query("models_ensure"), self.embedder.model, self.embedder.provider, self.embedder.dimensions
+                )
             if not model["active"] and not model["maintained"]:
                 logger.warning(
                     "this listener's model is neither the active one nor being filled: it only takes jobs "
                     f"queued for it (embedq backfill --model {model['name']}); "
                     f"embedq models activate {model['name']} makes it the active one",
-                    extra={"action": "start", "model": model["name"]})
+                    extra={"action": "start", "model": model["name"]},
+                )
             await self._announce()
             if not drain:
                 notifier = Notifier(self.dsn, f"{app}-notify", lambda _payload: self._wake.set())
                 tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
-                tasks.append(asyncio.create_task(
-                    run_rescuer(self.pool, self.config.rescue_interval, self._stop), name="embedq-rescuer"))
-                tasks.append(asyncio.create_task(
-                    run_indexer(self.pool, self.embedder.model, self.config.hnsw_min_rows,
-                                self.config.rescue_interval, self._stop), name="embedq-indexer"))
+                tasks.append(
+                    asyncio.create_task(
+                        run_rescuer(self.pool, self.config.rescue_interval, self._stop), name="embedq-rescuer"
+                    )
+                )
+                tasks.append(
+                    asyncio.create_task(
+                        run_indexer(
+                            self.pool,
+                            self.embedder.model,
+                            self.config.hnsw_min_rows,
+                            self.config.rescue_interval,
+                            self._stop,
+                        ),
+                        name="embedq-indexer",
+                    )
+                )
                 tasks.append(asyncio.create_task(self._announce_periodically(), name="embedq-announce"))
             else:
                 await rescue_once(self.pool)
             self.ready.set()
-            logger.info("listener started", extra={"action": "start", "worker": self.name, "drain": drain,
-                                                    "model": self.embedder.model, "mode": self.mode})
-            workers = [asyncio.create_task(self._work(drain), name=f"embedq-worker-{n}")
-                       for n in range(self.config.concurrency)]
+            logger.info(
+                "listener started",
+                extra={
+                    "action": "start",
+                    "worker": self.name,
+                    "drain": drain,
+                    "model": self.embedder.model,
+                    "mode": self.mode,
+                },
+            )
+            workers = [
+                asyncio.create_task(self._work(drain), name=f"embedq-worker-{n}")
+                for n in range(self.config.concurrency)
+            ]
             await asyncio.gather(*workers)
             if drain and not self._stop.is_set():
                 # a drained backlog (a backfill, a first load) is the moment to build it
                 try:
                     await ensure_index(self.pool, self.embedder.model, self.config.hnsw_min_rows)
                 except asyncpg.PostgresError as exc:
-                    logger.error("HNSW index build failed; the next listener retries",
-                                 extra={"action": "index_build", "error": str(exc)})
+                    logger.error(
+                        "HNSW index build failed; the next listener retries",
+                        extra={"action": "index_build", "error": str(exc)},
+                    )
         finally:
             self._stop.set()
             for task in tasks:
@@ -174,9 +213,17 @@ class Listener:
             if self.publisher is not None:
                 await self.publisher.aclose()
             await self.pool.close()
-        logger.info("listener stopped", extra={"action": "stop", "worker": self.name, "done": self.totals.done,
-                                               "dispatched": self.totals.dispatched, "failed": self.totals.failed,
-                                               "dead": self.totals.dead})
+        logger.info(
+            "listener stopped",
+            extra={
+                "action": "stop",
+                "worker": self.name,
+                "done": self.totals.done,
+                "dispatched": self.totals.dispatched,
+                "failed": self.totals.failed,
+                "dead": self.totals.dead,
+            },
+        )
         return self.totals
 
     async def _announce(self) -> None:
@@ -201,14 +248,25 @@ class Listener:
                     pass
 
     async def _claim(self, limit: int) -> list[Job]:
-        rows = await self.pool.fetch(query("jobs_claim"), self.name, limit, self.config.lease_seconds,
-                                     self.config.max_attempts, self.embedder.model)
+        rows = await self.pool.fetch(
+            query("jobs_claim"),
+            self.name,
+            limit,
+            self.config.lease_seconds,
+            self.config.max_attempts,
+            self.embedder.model,
+        )
         return [Job.from_record(r) for r in rows]
 
     async def _claim_for_dispatch(self) -> list[Job]:
-        rows = await self.pool.fetch(query("jobs_claim_dispatch"), self.name, self.settings.dispatch_batch,
-                                     min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
-                                     self.config.max_attempts, self.embedder.model)
+        rows = await self.pool.fetch(
+            query("jobs_claim_dispatch"),
+            self.name,
+            self.settings.dispatch_batch,
+            min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
+            self.config.max_attempts,
+            self.embedder.model,
+        )
         return [Job.from_record(r) for r in rows]
 
     async def _work(self, drain: bool) -> None:
@@ -243,9 +301,15 @@ class Listener:
             await self.publisher.publish(jobs)
         except PublishError as exc:
             self.breaker.record_failure()
-            logger.warning("publish failed; processing the jobs here", extra={
-                "action": "publish", "job_ids": [j.id for j in jobs], "error": str(exc),
-                "breaker": self.breaker.state.value})
+            logger.warning(
+                "publish failed; processing the jobs here",
+                extra={
+                    "action": "publish",
+                    "job_ids": [j.id for j in jobs],
+                    "error": str(exc),
+                    "breaker": self.breaker.state.value,
+                },
+            )
             rows = await self.pool.fetch(query("jobs_undispatch"), [j.id for j in jobs], self.config.lease_seconds)
             claimed = [Job.from_record(r) for r in rows]
             if claimed:
@@ -256,13 +320,18 @@ class Listener:
         metrics.BREAKER_OPEN.set(1 if self.breaker.state is BreakerState.OPEN else 0)
         # against what was announced: a trial publish (half-open) that succeeds is a change too
         if self.mode != self._announced_mode:
-            logger.warning("delivery mode changed", extra={"action": "mode", "worker": self.name,
-                                                           "from": self._announced_mode, "to": self.mode})
+            logger.warning(
+                "delivery mode changed",
+                extra={"action": "mode", "worker": self.name, "from": self._announced_mode, "to": self.mode},
+            )
             await self._announce()
 
     def _worth_waiting_for_more(self, jobs: list[Job]) -> bool:
-        return (self.config.batch_window > 0 and len(jobs) < self.config.batch_size
-                and min(j.priority for j in jobs) >= self.config.batch_window_min_priority)
+        return (
+            self.config.batch_window > 0
+            and len(jobs) < self.config.batch_size
+            and min(j.priority for j in jobs) >= self.config.batch_window_min_priority
+        )
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -18,8 +18,12 @@ from embedq.settings import Settings
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--faults-long", action="store_true", default=False,
-                     help="run the fault-injection scenarios in tests/faults at full scale (make faults)")
+    parser.addoption(
+        "--faults-long",
+        action="store_true",
+        default=False,
+        help="run the fault-injection scenarios in tests/faults at full scale (make faults)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -34,8 +38,15 @@ def embedded_server():
     uri = server.get_uri()
     host = parse_qs(urlsplit(uri).query)["host"][0]
     yield SimpleNamespace(
-        host=host, port=5432, user="postgres", password="", options="",
-        maintenance_dbname="postgres", template_dbname=None, uri=uri, server=server,
+        host=host,
+        port=5432,
+        user="postgres",
+        password="",
+        options="",
+        maintenance_dbname="postgres",
+        template_dbname=None,
+        uri=uri,
+        server=server,
     )
     server.cleanup()
     shutil.rmtree(base, ignore_errors=True)

@@ -17,8 +17,8 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator
-from importlib.resources import files
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Any
 
 import asyncpg
@@ -30,13 +30,13 @@ from starlette.routing import Route
 from embedq import db
 from embedq.errors import EmbedqError, InvalidInput
 from embedq.jobs import Job, JobStatus
+from embedq.listener.worker import worker_name
 from embedq.maintenance import run_maintenance
 from embedq.processing import Processor
 from embedq.providers import create_embedder
 from embedq.providers.base import Embedder
 from embedq.queries import query
 from embedq.settings import Settings
-from embedq.listener.worker import worker_name
 from embedq.webhook.events import EventHub
 from embedq.webhook.signature import InvalidSignature, SignatureVerifier
 
@@ -124,19 +124,31 @@ async def post_jobs(request: Request) -> Response:
         return error(400, str(exc))
     message_id = db.storable_text(request.headers.get("upstash-message-id", ""))[:200]
     try:
-        rows = await state.pool.fetch(query("jobs_accept"), ids, f"{state.name}:{message_id}",
-                                      state.settings.lease_seconds)
+        rows = await state.pool.fetch(
+            query("jobs_accept"), ids, f"{state.name}:{message_id}", state.settings.lease_seconds
+        )
         jobs = [Job.from_record(r) for r in rows]
         outcome = await state.processor.process(jobs) if jobs else None
-    except (asyncpg.DeadlockDetectedError, asyncpg.LockNotAvailableError,
-            asyncpg.SerializationError, asyncpg.QueryCanceledError) as exc:
+    except (
+        asyncpg.DeadlockDetectedError,
+        asyncpg.LockNotAvailableError,
+        asyncpg.SerializationError,
+        asyncpg.QueryCanceledError,
+    ) as exc:
         return error(503, f"transient database conflict, retry: {exc}", **{"Retry-After": "1"})
     skipped = sorted(set(ids) - {j.id for j in jobs})
     # Skipped jobs that are done, dead or processing (a duplicate delivery) need nothing more.
     # One still waiting was held back because another job of its row is in progress: QStash
     # must bring it again, or it would sit `dispatched` until the dispatch timeout.
-    waiting = [r["id"] for r in await state.pool.fetch(query("jobs_get_many"), skipped)
-               if r["status"] in ("dispatched", "pending", "failed")] if skipped else []
+    waiting = (
+        [
+            r["id"]
+            for r in await state.pool.fetch(query("jobs_get_many"), skipped)
+            if r["status"] in ("dispatched", "pending", "failed")
+        ]
+        if skipped
+        else []
+    )
     result: dict[str, Any] = {"accepted": [j.id for j in jobs], "skipped": skipped, "waiting": waiting}
     if outcome is not None:
         result.update(done=outcome.done, failed=outcome.failed, dead=outcome.dead)
@@ -177,8 +189,10 @@ async def post_failures(request: Request) -> Response:
     except ValueError:
         pass  # the answer is only a detail of the reason
     dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id, db.storable_text(reason))]
-    logger.warning("message dead-lettered by QStash", extra={"action": "failure_callback", "message_id": message_id,
-                                                             "job_ids": dead})
+    logger.warning(
+        "message dead-lettered by QStash",
+        extra={"action": "failure_callback", "message_id": message_id, "job_ids": dead},
+    )
     return JSONResponse({"dead": dead})
 
 
@@ -220,8 +234,11 @@ def read_denied(request: Request, *, allow_query_token: bool = False) -> Respons
     if not settings.api_token:
         return None
     given = bearer_token(request) or (request.query_params.get("token") if allow_query_token else None)
-    if given and any(hmac.compare_digest(given.encode(), token.encode())
-                     for token in (settings.api_token, settings.admin_token) if token):
+    if given and any(
+        hmac.compare_digest(given.encode(), token.encode())
+        for token in (settings.api_token, settings.admin_token)
+        if token
+    ):
         return None
     return error(401, "this route needs Authorization: Bearer <EMBEDQ_API_TOKEN>", **{"WWW-Authenticate": "Bearer"})
 
@@ -316,8 +333,11 @@ def admin_denied(request: Request, *, allow_query_token: bool = False) -> Respon
         return error(403, "the admin routes are disabled: set EMBEDQ_ADMIN_TOKEN to enable them")
     given = bearer_token(request) or (request.query_params.get("token") if allow_query_token else None)
     if not given:
-        return error(403, "admin token required: open /?token=<EMBEDQ_ADMIN_TOKEN>, "
-                          "or send Authorization: Bearer <EMBEDQ_ADMIN_TOKEN>")
+        return error(
+            403,
+            "admin token required: open /?token=<EMBEDQ_ADMIN_TOKEN>, "
+            "or send Authorization: Bearer <EMBEDQ_ADMIN_TOKEN>",
+        )
     if not hmac.compare_digest(given.encode(), expected.encode()):
         return error(403, "wrong admin token")
     return None
@@ -327,13 +347,16 @@ async def get_dashboard(request: Request) -> Response:
     denied = admin_denied(request, allow_query_token=True)
     if denied is not None:
         return denied
-    return HTMLResponse(files("embedq.webhook").joinpath("dashboard.html").read_text(encoding="utf-8"), headers={
-        "Cache-Control": "no-store",
-        "Referrer-Policy": "no-referrer",  # the token is in the page's URL
-        "X-Frame-Options": "DENY",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'unsafe-inline'; "
-                                   "style-src 'unsafe-inline'; frame-ancestors 'none'",
-    })
+    return HTMLResponse(
+        files("embedq.webhook").joinpath("dashboard.html").read_text(encoding="utf-8"),
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",  # the token is in the page's URL
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; frame-ancestors 'none'",
+        },
+    )
 
 
 async def get_jobs(request: Request) -> Response:
@@ -378,9 +401,12 @@ async def post_job_replay(request: Request) -> Response:
 def build_verifiers(settings: Settings) -> dict[str, SignatureVerifier]:
     if not settings.qstash_current_signing_key or not settings.webhook_url:
         return {}
-    return {route: SignatureVerifier(settings.qstash_current_signing_key, settings.qstash_next_signing_key,
-                                     settings.public_url(route))
-            for route in ("/v1/jobs", "/v1/failures", "/v1/maintenance")}
+    return {
+        route: SignatureVerifier(
+            settings.qstash_current_signing_key, settings.qstash_next_signing_key, settings.public_url(route)
+        )
+        for route in ("/v1/jobs", "/v1/failures", "/v1/maintenance")
+    }
 
 
 def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder | None = None) -> Starlette:
@@ -395,12 +421,18 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
         try:
             async with pool.acquire() as conn:
                 await db.ensure_migrated(conn)
-                await conn.fetchrow(query("models_ensure"), used_embedder.model, used_embedder.provider,
-                                    used_embedder.dimensions)
+                await conn.fetchrow(
+                    query("models_ensure"), used_embedder.model, used_embedder.provider, used_embedder.dimensions
+                )
             app.state.embedq = State(
-                settings=settings, pool=pool, embedder=used_embedder,
+                settings=settings,
+                pool=pool,
+                embedder=used_embedder,
                 processor=Processor(pool, used_embedder, settings, redelivery_seconds=settings.dispatch_timeout),
-                verifiers=build_verifiers(settings), name=f"webhook:{worker_name()}", events=events)
+                verifiers=build_verifiers(settings),
+                name=f"webhook:{worker_name()}",
+                events=events,
+            )
             yield
         finally:
             stop_events.set()

@@ -36,8 +36,10 @@ class EventHub:
             return
         try:
             message = json.loads(payload)
-            events = [{"event": message["event"], "job_id": job[0], "content_type": job[1], "source_id": job[2]}
-                      for job in message["jobs"]]
+            events = [
+                {"event": message["event"], "job_id": job[0], "content_type": job[1], "source_id": job[2]}
+                for job in message["jobs"]
+            ]
         except (ValueError, KeyError, TypeError, IndexError):
             logger.warning("unreadable event payload", extra={"action": "events"})
             return

@@ -64,7 +64,7 @@ class LocalEmbedder:
         counts = [self.count_tokens(t) for t in texts]
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for batch in batch_ranges(counts, BATCH_ITEMS, BATCH_TOKENS):
-            out[batch.start:batch.stop] = engine.passage([_clean(texts[i]) for i in batch])
+            out[batch.start : batch.stop] = engine.passage([_clean(texts[i]) for i in batch])
         return out
 
     async def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -9,14 +9,22 @@ import os
 import httpx
 import pytest
 
-from embedq.testing import HashEmbedder
 from embedq.listener import Listener, ListenerConfig
-from tests.http_server import serve_app
+from embedq.testing import HashEmbedder
 from embedq.webhook.app import create_app
+from tests.http_server import serve_app
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TOKEN = "t0ken"
 SCREENSHOT = "/tmp/dashboard.png"
 WAIT_MS = 20_000
@@ -28,8 +36,10 @@ async def test_admin_routes_need_the_token(conn, dsn, settings):
     job_id = await conn.fetchval("SELECT id FROM embedq.jobs")
     admin = dataclasses.replace(settings, admin_token=TOKEN)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
-    async with serve_app(create_app(admin, dsn=dsn, embedder=HashEmbedder()), lifespan="on") as url, \
-            httpx.AsyncClient(base_url=url, timeout=30) as http:
+    async with (
+        serve_app(create_app(admin, dsn=dsn, embedder=HashEmbedder()), lifespan="on") as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
         assert (await http.get("/")).status_code == 403
         assert (await http.get("/", params={"token": "wrong"})).status_code == 403
         page = await http.get("/", params={"token": TOKEN})
@@ -47,7 +57,8 @@ async def test_admin_routes_need_the_token(conn, dsn, settings):
         listed = await http.get("/v1/jobs", params={"status": "pending", "limit": "5"}, headers=bearer)
         assert listed.status_code == 200
         assert [(j["id"], j["status"], j["content_type"]) for j in listed.json()["jobs"]] == [
-            (job_id, "pending", "course")]
+            (job_id, "pending", "course")
+        ]
         assert (await http.post("/v1/jobs/999999/replay", headers=bearer)).status_code == 404
         assert (await http.post(f"/v1/jobs/{job_id}/replay", headers=bearer)).status_code == 409  # pending
         await conn.execute("SELECT * FROM embedq.jobs_cancel($1)", job_id)
@@ -58,11 +69,15 @@ async def test_admin_routes_need_the_token(conn, dsn, settings):
     assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", job_id) == "pending"
 
     # no token configured: the admin routes are off, and say how to turn them on
-    async with serve_app(create_app(settings, dsn=dsn, embedder=HashEmbedder()), lifespan="on") as url, \
-            httpx.AsyncClient(base_url=url, timeout=30) as http:
-        for response in (await http.get("/", params={"token": TOKEN}),
-                         await http.get("/v1/jobs", headers=bearer),
-                         await http.post(f"/v1/jobs/{job_id}/replay", headers=bearer)):
+    async with (
+        serve_app(create_app(settings, dsn=dsn, embedder=HashEmbedder()), lifespan="on") as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        for response in (
+            await http.get("/", params={"token": TOKEN}),
+            await http.get("/v1/jobs", headers=bearer),
+            await http.post(f"/v1/jobs/{job_id}/replay", headers=bearer),
+        ):
             assert response.status_code == 403
             assert "EMBEDQ_ADMIN_TOKEN" in response.json()["error"]
 
@@ -70,10 +85,14 @@ async def test_admin_routes_need_the_token(conn, dsn, settings):
 async def test_dashboard_in_a_real_browser(conn, dsn, settings):
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium): the dashboard browser test needs it")
-    async_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed (pip install -e .[dev])")
+    async_api = pytest.importorskip(
+        "playwright.async_api", reason="playwright is not installed (pip install -e .[dev])"
+    )
 
-    await conn.execute("INSERT INTO courses (title, description) SELECT 'course ' || g, 'learn topic ' || g "
-                       "FROM generate_series(1, 3) g")
+    await conn.execute(
+        "INSERT INTO courses (title, description) SELECT 'course ' || g, 'learn topic ' || g "
+        "FROM generate_series(1, 3) g"
+    )
     await conn.execute("INSERT INTO posts (title, body) VALUES ('broken post', 'will be cancelled')")
     await conn.execute("SELECT embedq.jobs_ingest()")
     dead_id = await conn.fetchval("SELECT id FROM embedq.jobs WHERE content_type = 'post'")
@@ -82,15 +101,19 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
     embedder = HashEmbedder()
     # read routes closed too: the page reaches them with the admin token
     admin = dataclasses.replace(settings, admin_token=TOKEN, api_token="read-only-token")
-    async with serve_app(create_app(admin, dsn=dsn, embedder=embedder), lifespan="on") as url, \
-            async_api.async_playwright() as pw:
+    async with (
+        serve_app(create_app(admin, dsn=dsn, embedder=embedder), lifespan="on") as url,
+        async_api.async_playwright() as pw,
+    ):
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1200, "height": 1000})
             problems: list[str] = []
             page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                    if msg.type == "error" else None)
+            page.on(
+                "console",
+                lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
+            )
             expect = async_api.expect
 
             response = await page.goto(f"{url}/?token={TOKEN}")
@@ -112,8 +135,9 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
 
             # replay the dead job from its button
             await page.get_by_role("button", name=f"Replay job {dead_id}").click()
-            await expect(page.locator("#replay-result")).to_have_text(f"Job {dead_id} is pending again.",
-                                                                    timeout=WAIT_MS)
+            await expect(page.locator("#replay-result")).to_have_text(
+                f"Job {dead_id} is pending again.", timeout=WAIT_MS
+            )
             assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", dead_id) == "pending"
             await expect(pending).to_have_text("6", timeout=WAIT_MS)
             await expect(page.locator("#dead-body")).to_contain_text("no dead jobs", timeout=WAIT_MS)

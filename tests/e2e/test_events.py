@@ -7,10 +7,10 @@ import json
 
 import httpx
 
-from embedq.testing import HashEmbedder
 from embedq.listener import Listener, ListenerConfig
-from tests.http_server import serve_app
+from embedq.testing import HashEmbedder
 from embedq.webhook.app import create_app
+from tests.http_server import serve_app
 
 
 async def read_events(response: httpx.Response, wanted: int) -> list[tuple[str, dict]]:
@@ -28,8 +28,10 @@ async def read_events(response: httpx.Response, wanted: int) -> list[tuple[str, 
 
 async def test_sse_delivers_state_changes_of_rows_written_after_subscribing(conn, dsn, settings):
     embedder = HashEmbedder()
-    async with serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url, \
-            httpx.AsyncClient(timeout=30) as http:
+    async with (
+        serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         other = await conn.fetchval("INSERT INTO courses (title) VALUES ('not mine') RETURNING id")
         async with http.stream("GET", f"{url}/v1/events", params={"type": "course", "source_id": "2"}) as stream:
             assert stream.status_code == 200
@@ -42,7 +44,9 @@ async def test_sse_delivers_state_changes_of_rows_written_after_subscribing(conn
             events = await asyncio.wait_for(reader, 20)
     assert (other, mine) == (1, 2)
     assert [(name, e["content_type"], e["source_id"]) for name, e in events] == [
-        ("queued", "course", "2"), ("done", "course", "2")]
+        ("queued", "course", "2"),
+        ("done", "course", "2"),
+    ]
     assert events[1][1]["job_id"] == events[0][1]["job_id"]
 
 
@@ -69,17 +73,24 @@ async def test_metrics_parse_and_show_the_queue(conn, dsn, settings):
     await Listener(dsn, embedder, settings, ListenerConfig(batch_window=0.0)).run(drain=True)
     await conn.execute("INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 3) g")
     await conn.execute("SELECT embedq.jobs_ingest()")
-    async with serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url, \
-            httpx.AsyncClient() as http:
+    async with (
+        serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url,
+        httpx.AsyncClient() as http,
+    ):
         response = await http.get(f"{url}/metrics")
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     depth = {(s.labels["status"], s.labels["priority"]): s.value for s in families["embedq_jobs"].samples}
     assert depth[("done", "2")] == 7 and depth[("pending", "4")] == 3
-    finished = {s.labels["outcome"]: s.value for s in families["embedq_jobs_finished"].samples
-                if s.name == "embedq_jobs_finished_total"}
+    finished = {
+        s.labels["outcome"]: s.value
+        for s in families["embedq_jobs_finished"].samples
+        if s.name == "embedq_jobs_finished_total"
+    }
     assert finished["done"] >= 7  # this process's counter (other tests in the session add to it)
     assert families["embedq_oldest_pending_seconds"].samples[0].value >= 0
-    assert any(s.name == "embedq_processing_seconds_count" and s.value >= 1
-               for s in families["embedq_processing_seconds"].samples)
+    assert any(
+        s.name == "embedq_processing_seconds_count" and s.value >= 1
+        for s in families["embedq_processing_seconds"].samples
+    )
     assert "embedq_provider_seconds" in families and "embedq_qstash_breaker_open" in families

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
+from embedq.listener import Listener, ListenerConfig
 from embedq.providers.local import LocalEmbedder
 from embedq.search import search
 from embedq.testing import CountingEmbedder
-from embedq.listener import Listener, ListenerConfig
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,9 @@ async def test_paraphrases_find_the_right_rows_in_two_languages(conn, dsn, setti
 
 
 async def test_unchanged_text_makes_no_model_call_and_an_edit_re_embeds(conn, dsn, settings, local_embedder):
-    course = await conn.fetchval("INSERT INTO courses (title, description) VALUES ('Photography', 'Light') RETURNING id")
+    course = await conn.fetchval(
+        "INSERT INTO courses (title, description) VALUES ('Photography', 'Light') RETURNING id"
+    )
     counting = CountingEmbedder(local_embedder)
     await listener_for(dsn, settings, counting).run(drain=True)
     calls = counting.document_calls
@@ -72,16 +74,17 @@ async def test_unchanged_text_makes_no_model_call_and_an_edit_re_embeds(conn, ds
 def run_cli(*args: str, dsn: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
     env["DATABASE_URL"] = dsn
-    return subprocess.run([sys.executable, "-m", "embedq", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-m", "embedq", *args], env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_cli_listen_drain_then_search_backfill_and_models(dsn):
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO posts (title, body) VALUES ('Tomato growing', 'Water tomatoes deeply twice a week'), "
-                     "('Guitar chords', 'Start with G, C and D')")
+        conn.execute(
+            "INSERT INTO posts (title, body) VALUES ('Tomato growing', 'Water tomatoes deeply twice a week'), "
+            "('Guitar chords', 'Start with G, C and D')"
+        )
     drained = run_cli("listen", "--drain", dsn=dsn)
     assert drained.returncode == 0, drained.stderr
     assert "done 2" in drained.stdout
@@ -117,8 +120,13 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
     text = " ".join(f"sentence number {i} about gardening and cooking." for i in range(20))
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO posts (title, body) SELECT 'post ' || g, %s FROM generate_series(1, 48) g", (text,))
-        listener = subprocess.Popen([sys.executable, "-m", "embedq", "listen"], env=env,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        listener = subprocess.Popen(
+            [sys.executable, "-m", "embedq", "listen"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
@@ -128,7 +136,7 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
                 time.sleep(0.02)
             assert in_hand == 16
             listener.send_signal(signal.SIGTERM)
-            stdout, stderr = listener.communicate(timeout=120)
+            _stdout, stderr = listener.communicate(timeout=120)
         finally:
             listener.kill()
         assert listener.returncode == 0, stderr
@@ -144,17 +152,25 @@ async def test_a_long_lesson_is_chunked_and_embedded_by_the_real_model(conn, dsn
     # the 1 MB case runs with the zero-cost embedder in tests/integration/test_processing.py
     from embedq.sample_data import COURSES  # readable prose to repeat
 
-    paragraphs = [lesson["content"] for course in COURSES for lesson in course["lessons"]
-                  if lesson.get("content") and lesson["content"].isascii()]
+    paragraphs = [
+        lesson["content"]
+        for course in COURSES
+        for lesson in course["lessons"]
+        if lesson.get("content") and lesson["content"].isascii()
+    ]
     text = "\n\n".join(paragraphs)
     content = "\n\n".join([text] * (20_000 // len(text) + 1))[:20_000]
     course = await conn.fetchval("INSERT INTO courses (title) VALUES ('Everything') RETURNING id")
-    lesson = await conn.fetchval("INSERT INTO lessons (course_id, title, content) VALUES ($1, 'All', $2) RETURNING id",
-                                 course, content)
+    lesson = await conn.fetchval(
+        "INSERT INTO lessons (course_id, title, content) VALUES ($1, 'All', $2) RETURNING id", course, content
+    )
     totals = await listener_for(dsn, settings, local_embedder).run(drain=True)
     assert totals.dead == 0 and totals.done == 2
-    chunks = await conn.fetch("SELECT chunk_index, content FROM embedq.embeddings WHERE content_type = 'lesson' "
-                              "AND source_id = $1 ORDER BY chunk_index", str(lesson))
+    chunks = await conn.fetch(
+        "SELECT chunk_index, content FROM embedq.embeddings WHERE content_type = 'lesson' "
+        "AND source_id = $1 ORDER BY chunk_index",
+        str(lesson),
+    )
     assert len(chunks) > 8
     assert [c["chunk_index"] for c in chunks] == list(range(len(chunks)))
     assert all(local_embedder.count_tokens(c["content"]) <= settings.chunk_tokens for c in chunks)

@@ -23,8 +23,14 @@ SECOND_MODEL = "text-embedding-3-small"
 def run_embedq(*args: str, dsn: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
     environment.update(env or {}, DATABASE_URL=dsn)
-    return subprocess.run([sys.executable, "-m", "embedq", *args], env=environment, capture_output=True,
-                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "embedq", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 async def embedq(*args: str, dsn: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -41,7 +47,8 @@ def vectors_by_model(db) -> dict[str, dict[str, str]]:
     """model -> {post id: stored chunk text}"""
     stored: dict[str, dict[str, str]] = {}
     for model, source_id, content in db.execute(
-            "SELECT model, source_id, content FROM embedq.embeddings WHERE content_type = 'post'"):
+        "SELECT model, source_id, content FROM embedq.embeddings WHERE content_type = 'post'"
+    ):
         stored.setdefault(model, {})[source_id] = content
     return stored
 
@@ -55,21 +62,31 @@ def db(dsn):
 @pytest.fixture
 async def second_model():
     async with FakeOpenAIServer(dimensions=1536) as server:
-        yield {"EMBEDQ_PROVIDER": "openai", "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test",
-               "EMBEDQ_MODEL": SECOND_MODEL, "EMBEDQ_DIMENSIONS": "32"}
+        yield {
+            "EMBEDQ_PROVIDER": "openai",
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_API_KEY": "sk-test",
+            "EMBEDQ_MODEL": SECOND_MODEL,
+            "EMBEDQ_DIMENSIONS": "32",
+        }
 
 
 async def test_a_second_model_fills_side_by_side_then_takes_over(dsn, db, second_model):
-    ids = [db.execute("INSERT INTO posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
-           for t in ("alpha", "bravo", "charlie", "delta")]
+    ids = [
+        db.execute("INSERT INTO posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
+        for t in ("alpha", "bravo", "charlie", "delta")
+    ]
     ok(await embedq("listen", "--drain", dsn=dsn))
     assert set(vectors_by_model(db)) == {LOCAL_MODEL}
 
     unknown = await embedq("backfill", "--type", "post", "--model", "not-recorded", dsn=dsn)
     assert unknown.returncode == 2 and "model 'not-recorded' is not known" in unknown.stderr
 
-    filled = json.loads(ok(await embedq("backfill", "--type", "post", "--model", SECOND_MODEL, "--json",
-                                        dsn=dsn, env=second_model)).stdout)
+    filled = json.loads(
+        ok(
+            await embedq("backfill", "--type", "post", "--model", SECOND_MODEL, "--json", dsn=dsn, env=second_model)
+        ).stdout
+    )
     assert filled == {"content_type": "post", "queued": 4, "model": SECOND_MODEL}
 
     # Changes made while the second model fills reach both models.

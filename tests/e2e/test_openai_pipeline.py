@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
+from embedq.listener import Listener, ListenerConfig
 from embedq.providers.openai import OpenAIEmbedder
 from embedq.settings import Settings
-from embedq.listener import Listener, ListenerConfig
 from tests.fakes.openai_server import FakeOpenAIServer, fake_vector
 
 DIMENSIONS = 64
@@ -21,16 +21,22 @@ async def server():
 
 
 def openai_settings(settings: Settings, server: FakeOpenAIServer, **overrides) -> Settings:
-    env = {"EMBEDQ_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url,
-           "EMBEDQ_DIMENSIONS": str(DIMENSIONS), "EMBEDQ_OPENAI_MAX_RETRIES": "2"}
+    env = {
+        "EMBEDQ_PROVIDER": "openai",
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": server.base_url,
+        "EMBEDQ_DIMENSIONS": str(DIMENSIONS),
+        "EMBEDQ_OPENAI_MAX_RETRIES": "2",
+    }
     return dataclasses.replace(Settings.from_env(env, database_url=settings.database_url), **overrides)
 
 
 async def drain(dsn: str, settings: Settings) -> tuple:
     embedder = OpenAIEmbedder.from_settings(settings)
     try:
-        totals = await Listener(dsn, embedder, settings, ListenerConfig(
-            batch_size=100, batch_window=0.0, poll_interval=0.2)).run(drain=True)
+        totals = await Listener(
+            dsn, embedder, settings, ListenerConfig(batch_size=100, batch_window=0.0, poll_interval=0.2)
+        ).run(drain=True)
     finally:
         await embedder.aclose()
     return totals
@@ -86,8 +92,11 @@ async def test_persistent_5xx_backs_off_as_failed(conn, dsn, settings, server):
 
 async def test_a_provider_error_holding_a_nul_byte_is_still_recorded(conn, dsn, settings, server):
     # PostgreSQL text cannot hold NUL: the error must be stored anyway, not crash the listener
-    server.verbatim_response = (400, "application/json",
-                                '{"error": {"message": "bad\\u0000input", "type": "invalid_request_error"}}')
+    server.verbatim_response = (
+        400,
+        "application/json",
+        '{"error": {"message": "bad\\u0000input", "type": "invalid_request_error"}}',
+    )
     await conn.execute("INSERT INTO posts (title) VALUES ('rejected')")
     totals = await drain(dsn, openai_settings(settings, server))
     assert totals.dead == 1

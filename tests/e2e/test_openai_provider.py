@@ -59,7 +59,7 @@ async def make_embedder(server):
 
 async def test_returns_float32_vectors_in_input_order(server, make_embedder):
     embedder = make_embedder()
-    texts = texts_of(5) + ["naïve café 東京 🙂"]
+    texts = [*texts_of(5), "naïve café 東京 🙂"]
 
     vectors = await embedder.embed_documents(texts)
 
@@ -267,7 +267,7 @@ async def test_one_bad_batch_fails_the_call_and_cancels_the_rest(server, make_em
     server.reject_marker = "<<poison>>"
     server.latency = 0.05
     embedder = make_embedder(max_inputs_per_request=1, concurrency=2)
-    texts = ["<<poison>>"] + texts_of(9)
+    texts = ["<<poison>>", *texts_of(9)]
 
     with pytest.raises(PermanentError):
         await embedder.embed_documents(texts)

@@ -15,8 +15,14 @@ import pytest
 def embedq(*args: str, dsn: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
     env["DATABASE_URL"] = dsn
-    return subprocess.run([sys.executable, "-m", "embedq", *args], env=env, capture_output=True, text=True,
-                          timeout=300, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "embedq", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -26,8 +32,10 @@ def db(dsn):
 
 
 def test_verify_finds_missing_stale_and_orphaned_and_fix_repairs_them(dsn, db):
-    ids = [db.execute("INSERT INTO posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
-           for t in ("one", "two", "three", "four")]
+    ids = [
+        db.execute("INSERT INTO posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
+        for t in ("one", "two", "three", "four")
+    ]
     assert embedq("listen", "--drain", dsn=dsn).returncode == 0
     clean = embedq("verify", "--json", dsn=dsn)
     assert clean.returncode == 0, clean.stderr
@@ -87,11 +95,14 @@ def test_replay_of_dead_jobs_re_embeds_them_and_dry_run_changes_nothing(dsn, db)
     assert json.loads(embedq("replay", "--id", str(job_id), "--yes", "--json", dsn=dsn).stdout)["replayed"] == 1
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (("replay", "--status", "pending"), "--status takes failed, dead and done"),
-    (("replay", "--since", "yesterday"), "is not an ISO date"),
-    (("replay", "--id", "0"), "Invalid value"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("replay", "--status", "pending"), "--status takes failed, dead and done"),
+        (("replay", "--since", "yesterday"), "is not an ISO date"),
+        (("replay", "--id", "0"), "Invalid value"),
+    ],
+)
 def test_replay_rejects_bad_input(dsn, args, fragment):
     result = embedq(*args, dsn=dsn)
     assert result.returncode == 2 and fragment in result.stderr and result.stderr.count("\n") == 1
@@ -100,8 +111,10 @@ def test_replay_rejects_bad_input(dsn, args, fragment):
 def test_models_drop_removes_an_old_model_but_never_the_active_one(dsn, db):
     db.execute("SELECT embedq.model_ensure('multilingual-e5-small', 'local', 384)")  # active
     db.execute("SELECT embedq.model_ensure('old-model', 'openai', 3)")
-    db.execute("INSERT INTO embedq.embeddings (content_type, source_id, model, chunk_index, embedding, content_hash,"
-               " content) VALUES ('post', '1', 'old-model', 0, '[1,2,3]', 'h', 'c')")
+    db.execute(
+        "INSERT INTO embedq.embeddings (content_type, source_id, model, chunk_index, embedding, content_hash,"
+        " content) VALUES ('post', '1', 'old-model', 0, '[1,2,3]', 'h', 'c')"
+    )
     refused = embedq("models", "drop", "multilingual-e5-small", "--yes", dsn=dsn)
     assert refused.returncode == 2 and "is the active one" in refused.stderr
     dropped = embedq("models", "drop", "old-model", "--yes", dsn=dsn)

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from embedq.errors import RetryableError
+from embedq.listener import Listener, ListenerConfig
 from embedq.settings import Settings
 from embedq.testing import HashEmbedder
-from embedq.listener import Listener, ListenerConfig
+from embedq.webhook.app import create_app
 from tests.http_server import free_port, serve_app
 from tests.qstash_server import QStashServer, claims, encode, sign
-from embedq.webhook.app import create_app
 
 
 @dataclass
@@ -33,8 +33,9 @@ class Delivery:
 
     def listener(self, **config) -> Listener:
         defaults = dict(batch_size=50, batch_window=0.0, poll_interval=0.2, rescue_interval=0.2)
-        return Listener(self.settings.database_url, self.embedder, self.settings,
-                        ListenerConfig(**{**defaults, **config}))
+        return Listener(
+            self.settings.database_url, self.embedder, self.settings, ListenerConfig(**{**defaults, **config})
+        )
 
     async def post_jobs(self, body: bytes, signature: str | None) -> httpx.Response:
         headers = {"content-type": "application/json"}
@@ -51,7 +52,10 @@ async def delivery_setup(settings: Settings, **overrides):
         env = {**qstash.env, "EMBEDQ_WEBHOOK_URL": f"{base}/v1/jobs"}
         delivery_settings = dataclasses.replace(
             Settings.from_env(env, database_url=settings.database_url),
-            breaker_cooldown=0.5, qstash_retries=2, **overrides)
+            breaker_cooldown=0.5,
+            qstash_retries=2,
+            **overrides,
+        )
         embedder = HashEmbedder()
         app = create_app(delivery_settings, embedder=embedder)
         async with serve_app(app, port=port, lifespan="on"), httpx.AsyncClient(timeout=30) as http:
@@ -95,8 +99,11 @@ async def test_rows_travel_through_qstash_to_vectors(conn, delivery):
     await delivery.qstash.wait_idle(timeout=30)
 
     async def describe():
-        return {"jobs": await job_statuses(conn), "qstash": delivery.qstash.counters,
-                "attempts": delivery.qstash.attempts}
+        return {
+            "jobs": await job_statuses(conn),
+            "qstash": delivery.qstash.counters,
+            "attempts": delivery.qstash.attempts,
+        }
 
     await wait_for(lambda: _all_done(conn, 120), describe=describe)
     assert await conn.fetchval("SELECT count(DISTINCT source_id) FROM embedq.embeddings") == 120
@@ -112,8 +119,16 @@ async def _all_done(conn, n: int) -> bool:
 
 @pytest.mark.parametrize(
     ("case", "accepted"),
-    [("current key", True), ("next key only", True), ("forged key", False), ("expired", False),
-     ("wrong sub", False), ("wrong body", False), ("missing", False), ("alg none", False)],
+    [
+        ("current key", True),
+        ("next key only", True),
+        ("forged key", False),
+        ("expired", False),
+        ("wrong sub", False),
+        ("wrong body", False),
+        ("missing", False),
+        ("alg none", False),
+    ],
 )
 async def test_only_valid_signatures_get_in(conn, delivery, case, accepted):
     await conn.execute("INSERT INTO courses (title) VALUES ('signed')")
@@ -176,8 +191,9 @@ async def test_a_job_of_another_model_delivered_here_is_dead_with_the_reason(con
     other = await conn.fetchval("SELECT id FROM embedq.jobs WHERE model = 'other-model'")
     await conn.execute("SELECT embedq.jobs_claim('other-listener', 10, '1 hour', NULL, 'dispatched', 'other-model')")
     body = jobs_body([other])
-    response = await delivery.post_jobs(body, sign(delivery.settings.qstash_current_signing_key,
-                                                   f"{delivery.webhook_url}/v1/jobs", body))
+    response = await delivery.post_jobs(
+        body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)
+    )
     assert response.status_code == 489 and response.headers["upstash-nonretryable-error"] == "true"
     job = await conn.fetchrow("SELECT status::text, last_error FROM embedq.jobs WHERE id = $1", other)
     assert job["status"] == "dead" and "EMBEDQ_MODEL=other-model" in job["last_error"]
@@ -206,8 +222,9 @@ async def test_an_outage_falls_back_to_local_processing_then_qstash_resumes(conn
         await asyncio.wait_for(listener.ready.wait(), 10)
         delivery.qstash.set_outage(True)
         for n in range(5):  # writes arrive while QStash answers 503
-            await conn.execute("INSERT INTO courses (title) SELECT 'outage ' || $1 || '-' || g "
-                               "FROM generate_series(1, 20) g", str(n))
+            await conn.execute(
+                "INSERT INTO courses (title) SELECT 'outage ' || $1 || '-' || g FROM generate_series(1, 20) g", str(n)
+            )
             await asyncio.sleep(0.1)
         await wait_for(lambda: _all_done(conn, 100))
         assert listener.mode == "fallback"
@@ -256,13 +273,19 @@ async def test_malformed_and_oversized_bodies(conn, delivery):
 async def test_failure_callback_and_maintenance_need_their_own_signatures(conn, delivery):
     body = json.dumps({"sourceMessageId": "msg_x", "status": 500, "retried": 3}).encode()
     jobs_signature = sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)
-    refused = await delivery.http.post(f"{delivery.webhook_url}/v1/failures", content=body,
-                                       headers={"upstash-signature": jobs_signature})
+    refused = await delivery.http.post(
+        f"{delivery.webhook_url}/v1/failures", content=body, headers={"upstash-signature": jobs_signature}
+    )
     assert refused.status_code == 401
     maintenance = await delivery.http.post(
-        f"{delivery.webhook_url}/v1/maintenance", content=b"{}",
-        headers={"upstash-signature": sign(delivery.settings.qstash_current_signing_key,
-                                           f"{delivery.webhook_url}/v1/maintenance", b"{}")})
+        f"{delivery.webhook_url}/v1/maintenance",
+        content=b"{}",
+        headers={
+            "upstash-signature": sign(
+                delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/maintenance", b"{}"
+            )
+        },
+    )
     assert maintenance.status_code == 200
     assert set(maintenance.json()) == {"pruned_jobs", "pruned_searches", "requeued_failed"}
 
@@ -297,8 +320,14 @@ async def test_an_api_token_closes_the_read_routes(conn, settings):
             for token in ("read-token", "admin-token"):
                 allowed = await guarded.http.get(base + route, headers={"Authorization": f"Bearer {token}"})
                 assert allowed.status_code == 200, (route, token)
-        assert "private course" in (await guarded.http.get(
-            base + "/v1/search", params={"q": "private"}, headers={"Authorization": "Bearer read-token"})).text
+        assert (
+            "private course"
+            in (
+                await guarded.http.get(
+                    base + "/v1/search", params={"q": "private"}, headers={"Authorization": "Bearer read-token"}
+                )
+            ).text
+        )
         assert (await guarded.http.get(base + "/v1/events")).status_code == 401
         assert (await guarded.http.get(base + "/v1/search?q=private&token=read-token")).status_code == 401
         async with guarded.http.stream("GET", base + "/v1/events?token=read-token") as events:
@@ -335,8 +364,11 @@ async def test_secrets_never_reach_the_logs(conn, settings, caplog):
         delivery.qstash.set_outage(True)
         await conn.execute("INSERT INTO courses (title) VALUES ('during outage')")
         await delivery.listener().run(drain=True)
-        secrets = [delivery.settings.qstash_token, delivery.settings.qstash_current_signing_key,
-                   delivery.settings.qstash_next_signing_key]
+        secrets = [
+            delivery.settings.qstash_token,
+            delivery.settings.qstash_current_signing_key,
+            delivery.settings.qstash_next_signing_key,
+        ]
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "rejected delivery" in logged and "publish failed" in logged  # the paths did log
     for secret in secrets:
@@ -375,8 +407,11 @@ async def test_a_delivery_that_overtakes_the_publishers_commit_still_processes_t
     await transaction.start()
     await publisher.execute("SELECT embedq.jobs_set_message($1::bigint[], 'msg_race', '1 hour')", ids)
     body = jobs_body(ids)
-    delivered = asyncio.create_task(delivery.post_jobs(
-        body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)))
+    delivered = asyncio.create_task(
+        delivery.post_jobs(
+            body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)
+        )
+    )
     await asyncio.sleep(0.5)
     assert not delivered.done()  # the webhook waits for the publisher's transaction...
     await transaction.commit()
@@ -390,11 +425,15 @@ async def test_a_job_held_back_by_another_job_of_its_row_is_redelivered(conn, de
     course = await conn.fetchval("INSERT INTO courses (title) VALUES ('busy row') RETURNING id")
     ids = await dispatch_all(conn)
     # another job of the same row is being processed elsewhere right now
-    await conn.execute("INSERT INTO embedq.jobs (content_type, source_id, status, attempts, lease_expires_at) "
-                       "VALUES ('course', $1, 'processing', 1, now() + interval '1 minute')", str(course))
+    await conn.execute(
+        "INSERT INTO embedq.jobs (content_type, source_id, status, attempts, lease_expires_at) "
+        "VALUES ('course', $1, 'processing', 1, now() + interval '1 minute')",
+        str(course),
+    )
     body = jobs_body(ids)
     response = await delivery.post_jobs(
-        body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body))
+        body, sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)
+    )
     assert response.status_code == 503 and response.json()["waiting"] == ids
     assert response.headers["retry-after"] == "5"
     assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", ids[0]) == "dispatched"
@@ -410,21 +449,29 @@ async def test_a_delivery_before_the_message_id_is_recorded_still_gets_its_failu
 
     body = json.dumps({"sourceMessageId": "msg_overtaken", "retried": 3, "status": 503}).encode()
     url = f"{delivery.webhook_url}/v1/failures"
-    response = await delivery.http.post(url, content=body, headers={
-        "upstash-signature": sign(delivery.settings.qstash_current_signing_key, url, body)})
+    response = await delivery.http.post(
+        url, content=body, headers={"upstash-signature": sign(delivery.settings.qstash_current_signing_key, url, body)}
+    )
     assert response.json() == {"dead": [job_id]}
 
 
 async def test_a_dispatch_claim_lasts_long_enough_to_publish_then_as_long_as_the_delivery(conn):
     # if the publisher never records its message (the database went away), the jobs come back soon
     await conn.execute("INSERT INTO courses (title) VALUES ('published'), ('publish unrecorded')")
-    ids = [r["id"] for r in await conn.fetch(
-        "SELECT id FROM embedq.jobs_claim('listener', 10, '2 minutes', NULL, 'dispatched') ORDER BY id")]
+    ids = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT id FROM embedq.jobs_claim('listener', 10, '2 minutes', NULL, 'dispatched') ORDER BY id"
+        )
+    ]
     await conn.execute("SELECT embedq.jobs_set_message($1::bigint[], 'msg_1', '1 hour')", ids[:1])
-    left = [r[0] for r in await conn.fetch(
-        "SELECT lease_expires_at - now() FROM embedq.jobs WHERE id = ANY ($1::bigint[]) ORDER BY id", ids)]
+    left = [
+        r[0]
+        for r in await conn.fetch(
+            "SELECT lease_expires_at - now() FROM embedq.jobs WHERE id = ANY ($1::bigint[]) ORDER BY id", ids
+        )
+    ]
     assert left[0] > timedelta(minutes=55) and left[1] <= timedelta(minutes=2)
-
 
 
 async def test_every_route_answers_503_with_retry_after_while_the_database_is_away(conn, settings):

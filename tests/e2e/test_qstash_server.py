@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.qstash_server import DEFAULT_TOKEN, QStashServer, serve_app
 from embedq.webhook.signature import SignatureVerifier
+from tests.qstash_server import DEFAULT_TOKEN, QStashServer, serve_app
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -309,9 +309,7 @@ async def test_retry_delay_expression_replaces_the_backoff(qstash, api, receiver
 
 
 async def test_non_retryable_489_dead_letters_at_once_and_calls_the_failure_callback(qstash, client, receiver):
-    receiver.answer(
-        "/v1/jobs", Response("job 7 is malformed", 489, headers={"Upstash-NonRetryable-Error": "true"})
-    )
+    receiver.answer("/v1/jobs", Response("job 7 is malformed", 489, headers={"Upstash-NonRetryable-Error": "true"}))
     failure_url = f"{receiver.url}/v1/failures"
 
     published = await client.message.publish_json(
@@ -335,8 +333,19 @@ async def test_non_retryable_489_dead_letters_at_once_and_calls_the_failure_call
     assert callback.headers["content-type"] == "application/json"
     payload = callback.json()
     assert {
-        "status", "header", "body", "retried", "maxRetries", "sourceMessageId", "url", "method",
-        "sourceHeader", "sourceBody", "dlqId", "createdAt", "notBefore",
+        "status",
+        "header",
+        "body",
+        "retried",
+        "maxRetries",
+        "sourceMessageId",
+        "url",
+        "method",
+        "sourceHeader",
+        "sourceBody",
+        "dlqId",
+        "createdAt",
+        "notBefore",
     } <= payload.keys()
     assert payload["status"] == 489
     assert payload["header"]["Upstash-Nonretryable-Error"] == ["true"]
@@ -387,7 +396,7 @@ async def test_exhausted_retries_dead_letter_after_a_callback_per_attempt(qstash
     assert failure.json()["retried"] == 1
     assert failure.json()["maxRetries"] == 1
     assert failure.json()["sourceMessageId"] == published.message_id
-    assert list(qstash.dead_letters.values())[0].message.id == published.message_id
+    assert next(iter(qstash.dead_letters.values())).message.id == published.message_id
     assert qstash.counters.dead_lettered == 1
     assert qstash.counters.callbacks == 3
 
@@ -682,8 +691,15 @@ async def test_a_schedule_reports_its_next_run_in_its_time_zone(client, receiver
 
 async def test_runs_standalone_and_prints_its_url():
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.qstash_server", "--port", "0", "--no-cron",
-        cwd=PROJECT_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.qstash_server",
+        "--port",
+        "0",
+        "--no-cron",
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         url = (await asyncio.wait_for(process.stdout.readline(), timeout=20)).decode().strip()

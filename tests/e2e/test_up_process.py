@@ -19,10 +19,20 @@ async def test_up_delivers_through_qstash_and_stops_on_sigterm(conn, dsn):
     async with QStashServer(time_scale=0.001) as qstash:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
-        env.update(qstash.env, DATABASE_URL=dsn, EMBEDQ_WEBHOOK_URL=f"http://127.0.0.1:{port}/v1/jobs",
-                   EMBEDQ_POLL_INTERVAL="0.5", EMBEDQ_LOG_FORMAT="json")
-        process = subprocess.Popen([sys.executable, "-m", "embedq", "up", "--port", str(port)], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env.update(
+            qstash.env,
+            DATABASE_URL=dsn,
+            EMBEDQ_WEBHOOK_URL=f"http://127.0.0.1:{port}/v1/jobs",
+            EMBEDQ_POLL_INTERVAL="0.5",
+            EMBEDQ_LOG_FORMAT="json",
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "embedq", "up", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             async with httpx.AsyncClient() as http:
                 deadline = time.monotonic() + 120

@@ -276,9 +276,7 @@ class FakeOpenAIServer:
         texts = _texts(body.get("input"), self.max_inputs_per_request)
         for text in texts:
             if self.reject_marker is not None and self.reject_marker in text:
-                raise OpenAIErrorResponse(
-                    400, "The input contains content that this server refuses.", param="input"
-                )
+                raise OpenAIErrorResponse(400, "The input contains content that this server refuses.", param="input")
         dimensions = body.get("dimensions")
         if dimensions is None:
             dimensions = self.dimensions

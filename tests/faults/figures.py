@@ -44,10 +44,17 @@ class Figures:
 async def measure(conn: asyncpg.Connection, scenario: str, scale: str, **notes) -> Figures:
     row = await conn.fetchrow(MEASURE)
     seconds = row["seconds"] or 0.0
-    return Figures(scenario=scenario, scale=scale, rows=row["rows"], seconds=round(seconds, 2),
-                   rows_per_second=round(row["rows"] / seconds, 1) if seconds else 0.0,
-                   max_write_to_vector_s=round(row["max_write_to_vector"], 2), retried=row["retried"],
-                   dead=row["dead"], notes=notes)
+    return Figures(
+        scenario=scenario,
+        scale=scale,
+        rows=row["rows"],
+        seconds=round(seconds, 2),
+        rows_per_second=round(row["rows"] / seconds, 1) if seconds else 0.0,
+        max_write_to_vector_s=round(row["max_write_to_vector"], 2),
+        retried=row["retried"],
+        dead=row["dead"],
+        notes=notes,
+    )
 
 
 def figures_path() -> Path:
@@ -64,9 +71,19 @@ def load(path: Path) -> list[Figures]:
 
 def table(figures: list[Figures]) -> str:
     header = ("scenario", "scale", "rows", "rows/s", "max write->vector s", "retried", "dead", "notes")
-    lines = [(f.scenario, f.scale, str(f.rows), f"{f.rows_per_second:,.1f}", f"{f.max_write_to_vector_s:.2f}",
-              str(f.retried), str(f.dead), ", ".join(f"{k}={v}" for k, v in f.notes.items()))
-             for f in figures]
+    lines = [
+        (
+            f.scenario,
+            f.scale,
+            str(f.rows),
+            f"{f.rows_per_second:,.1f}",
+            f"{f.max_write_to_vector_s:.2f}",
+            str(f.retried),
+            str(f.dead),
+            ", ".join(f"{k}={v}" for k, v in f.notes.items()),
+        )
+        for f in figures
+    ]
     widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header) - 1)]
 
     def render(cells: tuple[str, ...]) -> str:

@@ -51,8 +51,9 @@ UNFINISHED = ("pending", "failed", "processing", "dispatched")
 Condition = Callable[[], Awaitable[bool]]
 
 
-async def wait_until(condition: Condition, timeout: float, describe: Callable[[], Awaitable[str]] | None = None,
-                     interval: float = 0.1) -> float:
+async def wait_until(
+    condition: Condition, timeout: float, describe: Callable[[], Awaitable[str]] | None = None, interval: float = 0.1
+) -> float:
     """Poll `condition` until it holds; returns the seconds it took. AssertionError at the deadline."""
     started = time.monotonic()
     while True:
@@ -97,8 +98,7 @@ class TimedFakeOpenAIServer(FakeOpenAIServer):
 class EmbedqProcess:
     """One `python -m embedq ...` subprocess with its output in files."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path,
-                 port: int | None = None) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path, port: int | None = None) -> None:
         self.name = name
         self.args = args
         self.env = env
@@ -111,8 +111,13 @@ class EmbedqProcess:
 
     def start(self) -> EmbedqProcess:
         with open(self.stdout_path, "ab") as out, open(self.stderr_path, "ab") as err:
-            self.popen = subprocess.Popen([sys.executable, "-m", "embedq", *self.args], env=self.env,
-                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "embedq", *self.args],
+                env=self.env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+            )
         return self
 
     @property
@@ -155,20 +160,24 @@ class Harness:
     def __init__(self, dsn: str, log_dir: Path, *, provider_url: str, **env: str) -> None:
         self.dsn = dsn
         self.log_dir = log_dir
-        self.env = clean_environment() | {
-            "DATABASE_URL": dsn,
-            "EMBEDQ_PROVIDER": "openai",
-            "OPENAI_BASE_URL": provider_url,
-            "EMBEDQ_MODEL": MODEL,
-            "EMBEDQ_DIMENSIONS": str(DIMENSIONS),
-            "EMBEDQ_LOG_FORMAT": "json",
-            "EMBEDQ_POLL_INTERVAL": "0.5",
-            "EMBEDQ_LEASE_SECONDS": str(LEASE_SECONDS),
-            "EMBEDQ_RESCUE_INTERVAL": str(RESCUE_INTERVAL),
-            "EMBEDQ_BATCH_WINDOW_MS": "0",
-            "EMBEDQ_BREAKER_COOLDOWN": "1",
-            "EMBEDQ_OPENAI_BATCH_SIZE": "64",
-        } | env
+        self.env = (
+            clean_environment()
+            | {
+                "DATABASE_URL": dsn,
+                "EMBEDQ_PROVIDER": "openai",
+                "OPENAI_BASE_URL": provider_url,
+                "EMBEDQ_MODEL": MODEL,
+                "EMBEDQ_DIMENSIONS": str(DIMENSIONS),
+                "EMBEDQ_LOG_FORMAT": "json",
+                "EMBEDQ_POLL_INTERVAL": "0.5",
+                "EMBEDQ_LEASE_SECONDS": str(LEASE_SECONDS),
+                "EMBEDQ_RESCUE_INTERVAL": str(RESCUE_INTERVAL),
+                "EMBEDQ_BATCH_WINDOW_MS": "0",
+                "EMBEDQ_BREAKER_COOLDOWN": "1",
+                "EMBEDQ_OPENAI_BATCH_SIZE": "64",
+            }
+            | env
+        )
         self.processes: list[EmbedqProcess] = []
         self._numbers = itertools.count(1)
 
@@ -195,8 +204,12 @@ class Harness:
     async def restart(self, process: EmbedqProcess) -> EmbedqProcess:
         """The same command and environment again, as a supervisor would restart it."""
         process.kill()
-        again = self._process(process.name.rsplit("-", 1)[0], process.args,
-                              {k: v for k, v in process.env.items() if self.env.get(k) != v}, process.port)
+        again = self._process(
+            process.name.rsplit("-", 1)[0],
+            process.args,
+            {k: v for k, v in process.env.items() if self.env.get(k) != v},
+            process.port,
+        )
         if again.port is not None:
             await self.wait_healthy(again)
         else:
@@ -214,6 +227,7 @@ class Harness:
     async def wait_healthy(self, process: EmbedqProcess) -> float:
         url = f"http://127.0.0.1:{process.port}/healthz"
         async with httpx.AsyncClient(timeout=2) as http:
+
             async def healthy() -> bool:
                 if not process.alive:
                     raise AssertionError(f"{process.name} exited with {process.popen.returncode}\n{process.tail()}")
@@ -226,8 +240,14 @@ class Harness:
 
     async def cli(self, *args: str) -> subprocess.CompletedProcess:
         """One `embedq ...` command with the harness's environment."""
-        return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "embedq", *args], env=self.env,
-                                       capture_output=True, text=True, timeout=600)
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "embedq", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     async def verify(self) -> dict:
         """`embedq verify --json`, as an operator's cron job runs it."""
@@ -240,12 +260,12 @@ class Harness:
     def assert_running(self) -> None:
         """Every process the test did not kill itself is still running (none died of the fault)."""
         exited = [p for p in self.processes if not p.stopped and not p.alive]
-        assert not exited, "exited by themselves: " + "\n".join(f"{p.name} ({p.popen.returncode})\n{p.tail()}"
-                                                              for p in exited)
+        assert not exited, "exited by themselves: " + "\n".join(
+            f"{p.name} ({p.popen.returncode})\n{p.tail()}" for p in exited
+        )
 
     def tails(self) -> str:
-        return "\n\n".join(f"=== {p.name} ({'running' if p.alive else 'exited'})\n{p.tail()}"
-                           for p in self.processes)
+        return "\n\n".join(f"=== {p.name} ({'running' if p.alive else 'exited'})\n{p.tail()}" for p in self.processes)
 
     def kill_all(self) -> None:
         for process in self.processes:
@@ -259,9 +279,48 @@ def clean_environment() -> dict[str, str]:
 
 # -- the application's writes --------------------------------------------------------------
 
-WORDS = ("garden soil tomato bread oven flour yeast guitar chord melody river boat paddle sql index "
-         "query planner join mountain trail boots camera lens light shadow coffee grinder roast "
-         "piano scale tempo python async loop kernel memory cache yoga breath stretch").split()
+WORDS = [
+    "garden",
+    "soil",
+    "tomato",
+    "bread",
+    "oven",
+    "flour",
+    "yeast",
+    "guitar",
+    "chord",
+    "melody",
+    "river",
+    "boat",
+    "paddle",
+    "sql",
+    "index",
+    "query",
+    "planner",
+    "join",
+    "mountain",
+    "trail",
+    "boots",
+    "camera",
+    "lens",
+    "light",
+    "shadow",
+    "coffee",
+    "grinder",
+    "roast",
+    "piano",
+    "scale",
+    "tempo",
+    "python",
+    "async",
+    "loop",
+    "kernel",
+    "memory",
+    "cache",
+    "yoga",
+    "breath",
+    "stretch",
+]
 
 
 def post_text(rng: random.Random, number: int) -> tuple[str, str]:
@@ -272,13 +331,17 @@ def post_text(rng: random.Random, number: int) -> tuple[str, str]:
 
 async def insert_posts(conn: asyncpg.Connection, rng: random.Random, count: int, first_number: int = 1) -> list[int]:
     rows = [post_text(rng, first_number + i) for i in range(count)]
-    records = await conn.fetch("INSERT INTO posts (title, body) SELECT * FROM unnest($1::text[], $2::text[]) "
-                               "RETURNING id", [r[0] for r in rows], [r[1] for r in rows])
+    records = await conn.fetch(
+        "INSERT INTO posts (title, body) SELECT * FROM unnest($1::text[], $2::text[]) RETURNING id",
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+    )
     return [r["id"] for r in records]
 
 
-async def write_load(dsn: str, rng: random.Random, rows: int, *, per_statement: int = 25,
-                     pause: float = 0.02) -> list[int]:
+async def write_load(
+    dsn: str, rng: random.Random, rows: int, *, per_statement: int = 25, pause: float = 0.02
+) -> list[int]:
     """Insert `rows` posts, a few per statement, on a connection of its own, as an application
     under load would."""
     conn = await db.connect(dsn, "faults-app")
@@ -309,13 +372,16 @@ async def unfinished(conn: asyncpg.Connection) -> int:
 
 async def settle(conn: asyncpg.Connection, harness: Harness, timeout: float) -> float:
     """Wait until every job has ended (done or dead) and nothing waits in the inbox."""
+
     async def nothing_left() -> bool:
         return await unfinished(conn) == 0
 
     async def describe() -> str:
-        stuck = await conn.fetch("SELECT id, status::text, attempts, locked_by, message_id, lease_expires_at, "
-                                 "last_error FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processing', "
-                                 "'dispatched') ORDER BY id LIMIT 5")
+        stuck = await conn.fetch(
+            "SELECT id, status::text, attempts, locked_by, message_id, lease_expires_at, "
+            "last_error FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processing', "
+            "'dispatched') ORDER BY id LIMIT 5"
+        )
         return f"jobs {await job_counts(conn)}; e.g. {[dict(r) for r in stuck]}\n{harness.tails()}"
 
     return await wait_until(nothing_left, timeout, describe, interval=0.2)
@@ -333,19 +399,26 @@ LIMIT 10
 
 async def assert_consistent(conn: asyncpg.Connection, harness: Harness, *, dead: int = 0) -> dict:
     """What every scenario must end with: `embedq verify --json` finds no drift and nothing in
-    flight, no row has duplicate (or missing middle) vectors, every vector belongs to its text, no job is left in processing or
-    dispatched, no job is dead (except `dead` deliberate poison jobs), and no embedq process
-    died of the fault."""
+    flight, no row has duplicate (or missing middle) vectors, every vector belongs to its text, no
+    job is left in processing or dispatched, no job is dead (except `dead` deliberate poison
+    jobs), and no embedq process died of the fault."""
     harness.assert_running()
     report = await harness.verify()
-    drifting = {t: {k: d[k][:5] for k in ("missing", "stale", "orphaned") if d[k]}
-                for t, d in report["types"].items() if d["drift"]}
+    drifting = {
+        t: {k: d[k][:5] for k in ("missing", "stale", "orphaned") if d[k]}
+        for t, d in report["types"].items()
+        if d["drift"]
+    }
     if report["drift"] or report["exit_code"]:
         examples = [(t, source_id) for t, d in drifting.items() for ids in d.values() for source_id in ids][:5]
-        jobs = await conn.fetch("SELECT id, content_type, source_id, op::text, status::text, attempts, message_id, "
-                                "locked_by, last_error, created_at, finished_at FROM embedq.jobs "
-                                "WHERE (content_type, source_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
-                                "ORDER BY id", [t for t, _ in examples], [i for _, i in examples])
+        jobs = await conn.fetch(
+            "SELECT id, content_type, source_id, op::text, status::text, attempts, message_id, "
+            "locked_by, last_error, created_at, finished_at FROM embedq.jobs "
+            "WHERE (content_type, source_id) IN (SELECT * FROM unnest($1::text[], $2::text[])) "
+            "ORDER BY id",
+            [t for t, _ in examples],
+            [i for _, i in examples],
+        )
         raise AssertionError(f"verify found drift: {drifting}; their jobs: {[dict(j) for j in jobs]}")
     in_flight = {t: d["in_flight"] for t, d in report["types"].items() if d["in_flight"]}
     assert not in_flight, f"verify found rows still in flight: {in_flight}"
@@ -355,8 +428,9 @@ async def assert_consistent(conn: asyncpg.Connection, harness: Harness, *, dead:
     assert [r[0] for r in models] in ([MODEL], []), models
     counts = await job_counts(conn)
     assert counts.get("processing", 0) == 0 and counts.get("dispatched", 0) == 0, counts
-    dead_jobs = await conn.fetch("SELECT id, source_id, attempts, last_error FROM embedq.jobs "
-                                 "WHERE status = 'dead' LIMIT 5")
+    dead_jobs = await conn.fetch(
+        "SELECT id, source_id, attempts, last_error FROM embedq.jobs WHERE status = 'dead' LIMIT 5"
+    )
     assert counts.get("dead", 0) == dead, f"{counts.get('dead', 0)} dead jobs: {[dict(r) for r in dead_jobs]}"
     report["vectors_checked"] = await assert_vectors_match_text(conn)
     return report
@@ -373,11 +447,14 @@ async def assert_vectors_match_text(conn: asyncpg.Connection) -> int:
 
     mismatched, checked = [], 0
     async with conn.transaction():
-        async for record in conn.cursor("SELECT content_type, source_id, chunk_index, content, content_hash, "
-                                        "embedding::text AS embedding FROM embedq.embeddings"):
+        async for record in conn.cursor(
+            "SELECT content_type, source_id, chunk_index, content, content_hash, "
+            "embedding::text AS embedding FROM embedq.embeddings"
+        ):
             stored = np.array(json.loads(record["embedding"]), dtype=np.float32)
-            if (record["content_hash"] != content_hash(MODEL, record["content"])
-                    or not np.allclose(stored, fake_vector(record["content"], DIMENSIONS), atol=1e-6)):
+            if record["content_hash"] != content_hash(MODEL, record["content"]) or not np.allclose(
+                stored, fake_vector(record["content"], DIMENSIONS), atol=1e-6
+            ):
                 mismatched.append((record["content_type"], record["source_id"], record["chunk_index"]))
             checked += 1
     assert not mismatched, f"{len(mismatched)} vectors do not belong to their text, e.g. {mismatched[:5]}"
@@ -405,7 +482,8 @@ class LeaseWatch:
         while True:
             overdue = await conn.fetchval(
                 "SELECT coalesce(extract(epoch FROM max(now() - lease_expires_at)), 0)::float8 "
-                "FROM embedq.jobs WHERE status IN ('processing', 'dispatched')")
+                "FROM embedq.jobs WHERE status IN ('processing', 'dispatched')"
+            )
             self.max_overdue = max(self.max_overdue, overdue)
             await asyncio.sleep(self.interval)
 
@@ -441,14 +519,21 @@ class RoundRobinProxy:
         index = next(self._next)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         try:
-            answer = await self._http.request(request.method, self.upstreams[index] + request.url.path,
-                                              content=await request.body(), headers=headers,
-                                              params=request.query_params)
+            answer = await self._http.request(
+                request.method,
+                self.upstreams[index] + request.url.path,
+                content=await request.body(),
+                headers=headers,
+                params=request.query_params,
+            )
         except httpx.HTTPError as exc:
             return Response(f"bad gateway: {exc}", status_code=502)
         self.forwarded[index] += 1
-        passed = {k: v for k, v in answer.headers.items()
-                  if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")}
+        passed = {
+            k: v
+            for k, v in answer.headers.items()
+            if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding")
+        }
         return Response(answer.content, status_code=answer.status_code, headers=passed)
 
     async def aclose(self) -> None:

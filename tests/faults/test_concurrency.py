@@ -53,9 +53,13 @@ class Editor:
 
     async def _update(self, conn, ids: list[int]) -> None:
         texts = [post_text(self.rng, 1_000_000 + self.updates + i) for i in range(len(ids))]
-        await conn.execute("UPDATE posts p SET title = u.title, body = u.body "
-                           "FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, title, body) WHERE p.id = u.id",
-                           ids, [t[0] for t in texts], [t[1] for t in texts])
+        await conn.execute(
+            "UPDATE posts p SET title = u.title, body = u.body "
+            "FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, title, body) WHERE p.id = u.id",
+            ids,
+            [t[0] for t in texts],
+            [t[1] for t in texts],
+        )
         self.updates += len(ids)
 
     async def _delete(self, conn, post_id: int) -> None:
@@ -65,7 +69,8 @@ class Editor:
 
 
 async def test_three_listeners_and_two_webhooks_on_a_backlog_with_concurrent_edits(
-        conn, dsn, provider, make_harness, fault_scale, record_figures):
+    conn, dsn, provider, make_harness, fault_scale, record_figures
+):
     rows = fault_scale.pick(1000, 20_000)
     rng = random.Random(SEED)
     ids = await write_backlog(conn, rng, rows)
@@ -74,8 +79,14 @@ async def test_three_listeners_and_two_webhooks_on_a_backlog_with_concurrent_edi
     proxy = RoundRobinProxy([f"http://127.0.0.1:{port}" for port in ports])
     async with QStashServer(time_scale=0.02) as qstash, serve_app(proxy.app()) as proxy_url:
         public_url = f"{proxy_url}/v1/jobs"  # both replicas are reached, and sign-checked, as this one URL
-        harness = make_harness(dsn, provider_url=provider.base_url, **qstash.env, EMBEDQ_WEBHOOK_URL=public_url,
-                               EMBEDQ_QSTASH_RETRIES="6", EMBEDQ_JOBS_PER_MESSAGE="50")
+        harness = make_harness(
+            dsn,
+            provider_url=provider.base_url,
+            **qstash.env,
+            EMBEDQ_WEBHOOK_URL=public_url,
+            EMBEDQ_QSTASH_RETRIES="6",
+            EMBEDQ_JOBS_PER_MESSAGE="50",
+        )
         await asyncio.gather(*(harness.webhook(port, EMBEDQ_WEBHOOK_URL=public_url) for port in ports))
         # two listeners publishing to QStash, one in local mode embedding from the same queue itself
         await asyncio.gather(harness.listener(), harness.listener(), harness.listener(QSTASH_TOKEN=""))
@@ -91,5 +102,12 @@ async def test_three_listeners_and_two_webhooks_on_a_backlog_with_concurrent_edi
     assert editor.updates > 0 and editor.deletes > 0
     assert all(proxy.forwarded), f"a webhook replica got no delivery: {proxy.forwarded}"
     local = await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE message_id IS NULL AND status = 'done'")
-    await record_figures(conn, "6 3 listeners + 2 webhooks", updates=editor.updates, deletes=editor.deletes,
-                         vectors_checked=checked, deliveries=sum(proxy.forwarded), done_locally=local)
+    await record_figures(
+        conn,
+        "6 3 listeners + 2 webhooks",
+        updates=editor.updates,
+        deletes=editor.deletes,
+        vectors_checked=checked,
+        deliveries=sum(proxy.forwarded),
+        done_locally=local,
+    )

@@ -26,12 +26,14 @@ SEED = 20261123
 
 
 async def jobs_in_hand(conn, locked_by_prefix: str = "") -> int:
-    return await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'processing' AND locked_by LIKE $1",
-                               locked_by_prefix + "%")
+    return await conn.fetchval(
+        "SELECT count(*) FROM embedq.jobs WHERE status = 'processing' AND locked_by LIKE $1", locked_by_prefix + "%"
+    )
 
 
 async def wait_for_jobs_in_hand(conn, locked_by_prefix: str = "", timeout: float = 10.0) -> None:
     """Until some worker holds claimed jobs (a kill now interrupts a batch); gives up quietly."""
+
     async def holding() -> bool:
         return await jobs_in_hand(conn, locked_by_prefix) > 0
 
@@ -42,12 +44,14 @@ async def wait_for_jobs_in_hand(conn, locked_by_prefix: str = "", timeout: float
 
 
 async def leases_lapsed(conn) -> bool:
-    return not await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'processing' "
-                                   "AND lease_expires_at > now()")
+    return not await conn.fetchval(
+        "SELECT count(*) FROM embedq.jobs WHERE status = 'processing' AND lease_expires_at > now()"
+    )
 
 
-async def test_listener_killed_at_random_moments_during_a_load(conn, dsn, provider, make_harness, fault_scale,
-                                                             background, record_figures):
+async def test_listener_killed_at_random_moments_during_a_load(
+    conn, dsn, provider, make_harness, fault_scale, background, record_figures
+):
     rows = fault_scale.pick(400, 5000)
     kills = fault_scale.pick(2, 5)
     # Short scale: restarted once the killed listener's leases have lapsed (its start-up rescue
@@ -73,16 +77,24 @@ async def test_listener_killed_at_random_moments_during_a_load(conn, dsn, provid
 
     assert sum(killed_in_hand) > 0, "no kill interrupted a batch: the scenario tested nothing"
     await assert_consistent(conn, harness)
-    embedded = await conn.fetchval("SELECT count(DISTINCT source_id) FROM embedq.embeddings WHERE content_type = 'post'")
+    embedded = await conn.fetchval(
+        "SELECT count(DISTINCT source_id) FROM embedq.embeddings WHERE content_type = 'post'"
+    )
     assert embedded == len(ids) == rows
     # A killed listener's jobs come back once their lease is over, at the rescuer's next round.
     assert watch.max_overdue < RESCUE_INTERVAL + 5, f"a job stayed {watch.max_overdue:.1f} s past its lease"
-    await record_figures(conn, "1 listener kill -9", kills=kills, in_hand_at_kill=sum(killed_in_hand),
-                         max_lease_overdue_s=round(watch.max_overdue, 1))
+    await record_figures(
+        conn,
+        "1 listener kill -9",
+        kills=kills,
+        in_hand_at_kill=sum(killed_in_hand),
+        max_lease_overdue_s=round(watch.max_overdue, 1),
+    )
 
 
-async def test_webhook_killed_mid_batch_while_qstash_retries(conn, dsn, provider, make_harness, fault_scale,
-                                                           background, record_figures):
+async def test_webhook_killed_mid_batch_while_qstash_retries(
+    conn, dsn, provider, make_harness, fault_scale, background, record_figures
+):
     rows = fault_scale.pick(300, 3000)
     kills = fault_scale.pick(1, 3)
     rng = random.Random(SEED + 2)
@@ -90,9 +102,14 @@ async def test_webhook_killed_mid_batch_while_qstash_retries(conn, dsn, provider
     port = free_port()
     # time_scale 0.02: QStash's retry schedule (12 s, 2m28s, 30m) runs as 0.24 s, 3 s, 36 s
     async with QStashServer(time_scale=0.02) as qstash:
-        harness = make_harness(dsn, provider_url=provider.base_url, **qstash.env,
-                               EMBEDQ_WEBHOOK_URL=f"http://127.0.0.1:{port}/v1/jobs", EMBEDQ_QSTASH_RETRIES="6",
-                               EMBEDQ_JOBS_PER_MESSAGE="25")
+        harness = make_harness(
+            dsn,
+            provider_url=provider.base_url,
+            **qstash.env,
+            EMBEDQ_WEBHOOK_URL=f"http://127.0.0.1:{port}/v1/jobs",
+            EMBEDQ_QSTASH_RETRIES="6",
+            EMBEDQ_JOBS_PER_MESSAGE="25",
+        )
         webhook = await harness.webhook(port)
         await harness.listener()
         killed_in_hand = []
@@ -111,8 +128,15 @@ async def test_webhook_killed_mid_batch_while_qstash_retries(conn, dsn, provider
     assert sum(killed_in_hand) > 0, "no kill interrupted a batch: the scenario tested nothing"
     assert failed_deliveries > 0, "QStash never had to retry: the webhook was not down when it called"
     await assert_consistent(conn, harness)
-    embedded = await conn.fetchval("SELECT count(DISTINCT source_id) FROM embedq.embeddings WHERE content_type = 'post'")
+    embedded = await conn.fetchval(
+        "SELECT count(DISTINCT source_id) FROM embedq.embeddings WHERE content_type = 'post'"
+    )
     assert embedded == len(ids) == rows
     assert not qstash.dead_letters, [d.attempt.status for d in qstash.dead_letters.values()]
-    await record_figures(conn, "2 webhook kill -9", kills=kills, in_hand_at_kill=sum(killed_in_hand),
-                         qstash_retried_deliveries=failed_deliveries)
+    await record_figures(
+        conn,
+        "2 webhook kill -9",
+        kills=kills,
+        in_hand_at_kill=sum(killed_in_hand),
+        qstash_retried_deliveries=failed_deliveries,
+    )

@@ -13,13 +13,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
-import logging
-import traceback
 import json
+import logging
 import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -27,14 +27,16 @@ import httpx
 import psycopg
 import pytest
 from anyio.from_thread import start_blocking_portal
-from hypothesis import HealthCheck, assume, example, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, assume, example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from psycopg import sql
 
 from embedq.settings import Settings
 from embedq.testing import HashEmbedder
+from embedq.webhook.app import create_app
 from tests.http_server import free_port, serve_app
 from tests.qstash_server import claims, encode, sign
-from embedq.webhook.app import create_app
 
 # Keys as long as QStash's (32 characters): PyJWT warns about shorter HMAC keys.
 CURRENT_KEY = "sig_HostileCurrentKey0000000000a"
@@ -112,7 +114,7 @@ class Webhook:
             deadline = time.monotonic() + 2
             while len(self.errors.seen) <= self._errors_before and time.monotonic() < deadline:
                 time.sleep(0.01)
-        return response.status_code, response.text[:300], self.errors.seen[self._errors_before:]
+        return response.status_code, response.text[:300], self.errors.seen[self._errors_before :]
 
 
 def seed_jobs(dsn: str) -> tuple[int, list[int]]:
@@ -122,13 +124,16 @@ def seed_jobs(dsn: str) -> tuple[int, list[int]]:
     with psycopg.connect(dsn, autocommit=True) as db:
         db.execute("INSERT INTO courses (title) SELECT 'hostile ' || g FROM generate_series(1, 6) g")
         db.execute("SELECT embedq.jobs_ingest()")
-        dispatched = [r[0] for r in db.execute(
-            "SELECT id FROM embedq.jobs_claim('seed', 3, '1 hour', NULL, 'dispatched')")]
-        db.execute("SELECT embedq.jobs_set_message(%s::bigint[], %s, interval '1 hour')",
-                   (dispatched, SEEDED_MESSAGE_ID))
+        dispatched = [
+            r[0] for r in db.execute("SELECT id FROM embedq.jobs_claim('seed', 3, '1 hour', NULL, 'dispatched')")
+        ]
+        db.execute(
+            "SELECT embedq.jobs_set_message(%s::bigint[], %s, interval '1 hour')", (dispatched, SEEDED_MESSAGE_ID)
+        )
         dead = db.execute(
             "UPDATE embedq.jobs SET status = 'dead', finished_at = now(), last_error = 'seeded' "
-            "WHERE id = (SELECT min(id) FROM embedq.jobs WHERE status = 'pending') RETURNING id").fetchone()[0]
+            "WHERE id = (SELECT min(id) FROM embedq.jobs WHERE status = 'pending') RETURNING id"
+        ).fetchone()[0]
         db.execute("INSERT INTO posts (title, body) VALUES ('waiting in the inbox', 'x')")
     return dead, dispatched
 
@@ -167,9 +172,11 @@ def running_webhook(dsn: str) -> Iterator[Webhook]:
     server_log = logging.getLogger("uvicorn.error")
     server_log.addFilter(errors)
     try:
-        with (start_blocking_portal() as portal,
-              portal.wrap_async_context_manager(serve_app(app, port=port, lifespan="on")),
-              httpx.Client(base_url=base, timeout=30) as http):
+        with (
+            start_blocking_portal() as portal,
+            portal.wrap_async_context_manager(serve_app(app, port=port, lifespan="on")),
+            httpx.Client(base_url=base, timeout=30) as http,
+        ):
             yield Webhook(base, http, dsn, dead, dispatched, errors)
     finally:
         server_log.removeFilter(errors)
@@ -190,8 +197,12 @@ def db(dsn) -> Iterator[psycopg.Connection]:
 # -- strategies: bodies --------------------------------------------------------------------------
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**62, max_value=2**80),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**62, max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
     st.sampled_from(["", "\x00", "\ud800", "msg_" + "x" * 100, SEEDED_MESSAGE_ID, "1", "-1", "1e3"]),
 )
 json_values = st.recursive(
@@ -210,8 +221,14 @@ job_items = st.one_of(
     st.fixed_dictionaries({"id": json_scalars}),
     st.fixed_dictionaries({"id": st.integers(min_value=-5, max_value=12)}),
     st.fixed_dictionaries({"id": st.integers(min_value=LARGEST_BIGINT - 2, max_value=LARGEST_BIGINT + 2)}),
-    st.fixed_dictionaries({"id": st.integers(min_value=1, max_value=12),
-                           "content_type": json_values, "source_id": json_values, "op": json_values}),
+    st.fixed_dictionaries(
+        {
+            "id": st.integers(min_value=1, max_value=12),
+            "content_type": json_values,
+            "source_id": json_values,
+            "op": json_values,
+        }
+    ),
     json_values,
 )
 jobs_bodies = st.one_of(
@@ -233,7 +250,9 @@ any_bodies = st.one_of(
     st.binary(max_size=300),
     st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
     json_values.map(dumps),
-    jobs_bodies, failure_bodies, maintenance_bodies,
+    jobs_bodies,
+    failure_bodies,
+    maintenance_bodies,
     st.integers(min_value=MAX_BODY_BYTES - 2, max_value=MAX_BODY_BYTES + 50_000).map(lambda n: b"x" * n),
 )
 
@@ -252,15 +271,15 @@ def well_formed(route: str, body: bytes) -> bool:
         return False
     if route == "/v1/jobs":
         jobs = payload.get("jobs")
-        return (isinstance(jobs, list) and 1 <= len(jobs) <= 10_000
-                and all(isinstance(j, dict) and type(j.get("id")) is int and 1 <= j["id"] <= LARGEST_BIGINT
-                        for j in jobs))
+        return (
+            isinstance(jobs, list)
+            and 1 <= len(jobs) <= 10_000
+            and all(isinstance(j, dict) and type(j.get("id")) is int and 1 <= j["id"] <= LARGEST_BIGINT for j in jobs)
+        )
     message_id, answer = payload.get("sourceMessageId"), payload.get("body")
     if not isinstance(message_id, str) or not message_id or not postgres_text(message_id):
         return False
-    if answer not in (None, "") and not isinstance(answer, str):
-        return False
-    return True
+    return not (answer not in (None, "") and not isinstance(answer, str))
 
 
 def postgres_text(value: str) -> bool:
@@ -275,9 +294,26 @@ def postgres_text(value: str) -> bool:
 # -- strategies: signatures ----------------------------------------------------------------------
 
 FORGERIES = (
-    "missing", "empty", "garbage", "three segments", "wrong key", "wrong body", "expired", "not yet valid",
-    "issued in the future", "wrong iss", "wrong sub", "another route", "alg none", "other alg", "missing claim",
-    "claim of the wrong type", "huge", "prefixed", "truncated", "tampered payload",
+    "missing",
+    "empty",
+    "garbage",
+    "three segments",
+    "wrong key",
+    "wrong body",
+    "expired",
+    "not yet valid",
+    "issued in the future",
+    "wrong iss",
+    "wrong sub",
+    "another route",
+    "alg none",
+    "other alg",
+    "missing claim",
+    "claim of the wrong type",
+    "huge",
+    "prefixed",
+    "truncated",
+    "tampered payload",
 )
 
 
@@ -310,9 +346,18 @@ def forged_signature(data: st.DataObject, webhook_url: str, route: str, body: by
     payload = claims(url, body)
     key, algorithm = CURRENT_KEY, "HS256"
     if kind == "wrong key":
-        key = data.draw(st.sampled_from([
-            "sig_forged_key_00000000000000000", CURRENT_KEY[:-1] + "b", CURRENT_KEY.lower(), NEXT_KEY + " ",
-            "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"]), label="key")  # the dev server's public key
+        key = data.draw(
+            st.sampled_from(
+                [
+                    "sig_forged_key_00000000000000000",
+                    CURRENT_KEY[:-1] + "b",
+                    CURRENT_KEY.lower(),
+                    NEXT_KEY + " ",
+                    "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r",
+                ]
+            ),
+            label="key",
+        )  # the dev server's public key
     elif kind == "wrong body":
         other = data.draw(st.binary(max_size=60).filter(lambda b: b != body), label="other body")
         payload["body"] = claims(url, other)["body"]
@@ -325,13 +370,30 @@ def forged_signature(data: st.DataObject, webhook_url: str, route: str, body: by
         ahead = data.draw(st.integers(min_value=120, max_value=10**9), label="iat ahead")
         payload = claims(url, body, now=now + ahead)
     elif kind == "wrong iss":
-        payload["iss"] = data.draw(st.one_of(st.text(max_size=10), st.sampled_from(["upstash", "Upstash ", "UPSTASH"]))
-                                   .filter(lambda s: s != "Upstash"), label="iss")
+        payload["iss"] = data.draw(
+            st.one_of(st.text(max_size=10), st.sampled_from(["upstash", "Upstash ", "UPSTASH"])).filter(
+                lambda s: s != "Upstash"
+            ),
+            label="iss",
+        )
     elif kind == "wrong sub":
-        payload["sub"] = data.draw(st.one_of(
-            st.sampled_from([url + "/", url.replace("http://", "https://"), url.replace("127.0.0.1", "localhost"),
-                             url + "?x=1", url.upper(), "http://attacker.example/v1/jobs", ""]),
-            st.text(max_size=40)).filter(lambda s: s != url), label="sub")
+        payload["sub"] = data.draw(
+            st.one_of(
+                st.sampled_from(
+                    [
+                        url + "/",
+                        url.replace("http://", "https://"),
+                        url.replace("127.0.0.1", "localhost"),
+                        url + "?x=1",
+                        url.upper(),
+                        "http://attacker.example/v1/jobs",
+                        "",
+                    ]
+                ),
+                st.text(max_size=40),
+            ).filter(lambda s: s != url),
+            label="sub",
+        )
     elif kind == "another route":
         payload = claims(f"{webhook_url}{data.draw(st.sampled_from([r for r in SIGNED_ROUTES if r != route]))}", body)
     elif kind == "alg none":
@@ -345,16 +407,25 @@ def forged_signature(data: st.DataObject, webhook_url: str, route: str, body: by
         payload[name] = data.draw(st.sampled_from(INVALID_CLAIM_VALUES[name]), label="value")
     if algorithm.lower() == "none":
         header = {"alg": algorithm, "typ": "JWT"}
-        token = ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
-                         for part in (header, payload)) + "."
+        token = (
+            ".".join(
+                base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode() for part in (header, payload)
+            )
+            + "."
+        )
     else:
         token = encode(payload, key, algorithm)
     if kind == "huge":
-        token = encode({**payload, "pad": "x" * data.draw(st.integers(1_000, 40_000), label="padding")},
-                       "sig_forged_key_00000000000000000")
+        token = encode(
+            {**payload, "pad": "x" * data.draw(st.integers(1_000, 40_000), label="padding")},
+            "sig_forged_key_00000000000000000",
+        )
     elif kind == "prefixed":
-        token = (data.draw(st.sampled_from(["Bearer ", "bearer ", "v1,", "x", '"']), label="prefix") + token
-                 + data.draw(st.sampled_from(["", ".", "x", ".x", '"']), label="suffix"))
+        token = (
+            data.draw(st.sampled_from(["Bearer ", "bearer ", "v1,", "x", '"']), label="prefix")
+            + token
+            + data.draw(st.sampled_from(["", ".", "x", ".x", '"']), label="suffix")
+        )
     elif kind == "truncated":
         token = token[: data.draw(st.integers(1, len(token) - 1), label="length")]
     elif kind == "tampered payload":
@@ -370,9 +441,18 @@ def header_safe(raw: bytes) -> bytes:
     return cleaned or b"x"
 
 
-content_types = st.sampled_from([
-    b"application/json", b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x",
-    b"application/json; charset=utf-16", b"", b"\xff\xfe", b"application/json" + b";" * 100])
+content_types = st.sampled_from(
+    [
+        b"application/json",
+        b"text/plain",
+        b"application/x-www-form-urlencoded",
+        b"multipart/form-data; boundary=x",
+        b"application/json; charset=utf-16",
+        b"",
+        b"\xff\xfe",
+        b"application/json" + b";" * 100,
+    ]
+)
 
 
 def extra_headers(data: st.DataObject) -> dict[str, bytes]:
@@ -413,11 +493,19 @@ def test_forged_deliveries_are_refused_without_touching_the_database(webhook, db
 @pytest.mark.parametrize("route", SIGNED_ROUTES)
 def test_a_valid_delivery_for_each_route_still_gets_in(webhook, db, route):
     """The control for the test above: the same server accepts a genuine signature."""
-    body = {"/v1/jobs": json.dumps({"jobs": [{"id": i} for i in webhook.dispatched_ids]}).encode(),
-            "/v1/failures": json.dumps({"sourceMessageId": "msg_unknown", "status": 500, "retried": 3}).encode(),
-            "/v1/maintenance": b'{"task": "maintenance"}'}[route]
-    response = webhook.post(route, body, {"upstash-signature": sign(CURRENT_KEY, webhook.url(route), body).encode(),
-                                          "content-type": b"application/json"})
+    body = {
+        "/v1/jobs": json.dumps({"jobs": [{"id": i} for i in webhook.dispatched_ids]}).encode(),
+        "/v1/failures": json.dumps({"sourceMessageId": "msg_unknown", "status": 500, "retried": 3}).encode(),
+        "/v1/maintenance": b'{"task": "maintenance"}',
+    }[route]
+    response = webhook.post(
+        route,
+        body,
+        {
+            "upstash-signature": sign(CURRENT_KEY, webhook.url(route), body).encode(),
+            "content-type": b"application/json",
+        },
+    )
     assert response.status_code == 200, response.text
     if route == "/v1/jobs":
         assert db.execute("SELECT count(*) FROM embedq.embeddings").fetchone()[0] == len(webhook.dispatched_ids)
@@ -429,10 +517,14 @@ def test_validly_signed_malformed_bodies_get_a_4xx(webhook, db, fault_scale):
     @hypothesis_run(fault_scale)
     @given(route=st.sampled_from(SIGNED_ROUTES), data=st.data())
     def signed_malformed(route, data):
-        body = data.draw({"/v1/jobs": st.one_of(jobs_bodies, st.binary(max_size=100), json_values.map(dumps)),
-                          "/v1/failures": st.one_of(failure_bodies, st.binary(max_size=100), json_values.map(dumps)),
-                          "/v1/maintenance": st.one_of(maintenance_bodies, st.binary(max_size=100),
-                                                       json_values.map(dumps))}[route], label="body")
+        body = data.draw(
+            {
+                "/v1/jobs": st.one_of(jobs_bodies, st.binary(max_size=100), json_values.map(dumps)),
+                "/v1/failures": st.one_of(failure_bodies, st.binary(max_size=100), json_values.map(dumps)),
+                "/v1/maintenance": st.one_of(maintenance_bodies, st.binary(max_size=100), json_values.map(dumps)),
+            }[route],
+            label="body",
+        )
         assume(not well_formed(route, body))
         signature = sign(data.draw(st.sampled_from([CURRENT_KEY, NEXT_KEY]), label="key"), webhook.url(route), body)
         response = webhook.post(route, body, {**extra_headers(data), "upstash-signature": signature.encode()})
@@ -460,8 +552,14 @@ def test_malformed_but_signed_examples(webhook, db, case):
     """The malformed bodies hypothesis tends to find, by name: each a 400, nothing written."""
     route, body = MALFORMED_BUT_SIGNED[case]
     before = database_state(db)
-    response = webhook.post(route, body, {"upstash-signature": sign(CURRENT_KEY, webhook.url(route), body).encode(),
-                                          "content-type": b"application/json"})
+    response = webhook.post(
+        route,
+        body,
+        {
+            "upstash-signature": sign(CURRENT_KEY, webhook.url(route), body).encode(),
+            "content-type": b"application/json",
+        },
+    )
     assert response.status_code == 400, webhook.explain(response)
     assert database_state(db) == before
 
@@ -469,20 +567,40 @@ def test_malformed_but_signed_examples(webhook, db, case):
 def test_a_failure_callback_whose_answer_holds_NUL_bytes_is_not_a_5xx(webhook, db):
     """A genuine callback: the endpoint's last answer (base64 in `body`) had NUL bytes in it, as a
     proxy's binary error page may. The jobs of the message still end dead, with a readable reason."""
-    body = json.dumps({"sourceMessageId": SEEDED_MESSAGE_ID, "status": 502, "retried": 3,
-                       "body": base64.b64encode(b"bad gateway\x00\x00\xff").decode()}).encode()
-    response = webhook.post("/v1/failures", body, {
-        "upstash-signature": sign(CURRENT_KEY, webhook.url("/v1/failures"), body).encode()})
+    body = json.dumps(
+        {
+            "sourceMessageId": SEEDED_MESSAGE_ID,
+            "status": 502,
+            "retried": 3,
+            "body": base64.b64encode(b"bad gateway\x00\x00\xff").decode(),
+        }
+    ).encode()
+    response = webhook.post(
+        "/v1/failures", body, {"upstash-signature": sign(CURRENT_KEY, webhook.url("/v1/failures"), body).encode()}
+    )
     assert response.status_code == 200, webhook.explain(response)
-    rows = db.execute("SELECT status::text, last_error FROM embedq.jobs WHERE message_id = %s",
-                      (SEEDED_MESSAGE_ID,)).fetchall()
+    rows = db.execute(
+        "SELECT status::text, last_error FROM embedq.jobs WHERE message_id = %s", (SEEDED_MESSAGE_ID,)
+    ).fetchall()
     assert rows and all(status == "dead" and "bad gateway" in error for status, error in rows)
 
 
 BAD_ADMIN_TOKENS = st.one_of(
     st.text(max_size=60),
-    st.sampled_from([ADMIN_TOKEN[:-1], ADMIN_TOKEN + "x", ADMIN_TOKEN.upper(), ADMIN_TOKEN[1:], ADMIN_TOKEN * 2,
-                     CURRENT_KEY, "null", "undefined", "' OR '1'='1", ADMIN_TOKEN.replace("0", "O")]),
+    st.sampled_from(
+        [
+            ADMIN_TOKEN[:-1],
+            ADMIN_TOKEN + "x",
+            ADMIN_TOKEN.upper(),
+            ADMIN_TOKEN[1:],
+            ADMIN_TOKEN * 2,
+            CURRENT_KEY,
+            "null",
+            "undefined",
+            "' OR '1'='1",
+            ADMIN_TOKEN.replace("0", "O"),
+        ]
+    ),
 ).filter(lambda t: t.strip() != ADMIN_TOKEN)
 
 
@@ -490,8 +608,14 @@ def authorization_headers(data: st.DataObject) -> dict[str, bytes]:
     token = data.draw(BAD_ADMIN_TOKENS, label="token")
     style = data.draw(st.sampled_from(["bearer", "basic", "bare", "none", "query only", "scheme only"]), label="style")
     encoded = token.encode("utf-8")
-    value = {"bearer": b"Bearer " + encoded, "basic": b"Basic " + base64.b64encode(b"admin:" + encoded),
-             "bare": encoded, "scheme only": b"Bearer", "none": None, "query only": None}[style]
+    value = {
+        "bearer": b"Bearer " + encoded,
+        "basic": b"Basic " + base64.b64encode(b"admin:" + encoded),
+        "bare": encoded,
+        "scheme only": b"Bearer",
+        "none": None,
+        "query only": None,
+    }[style]
     headers = {}
     if value is not None:
         headers["authorization"] = header_safe(value) if value.strip() else b"Bearer"
@@ -502,8 +626,11 @@ def authorization_headers(data: st.DataObject) -> dict[str, bytes]:
 
 def test_admin_routes_refuse_wrong_tokens_and_change_nothing(webhook, db, fault_scale):
     before = database_state(db)
-    job_ids = st.one_of(st.just(webhook.dead_job_id), st.integers(min_value=0, max_value=2**70).map(str),
-                        st.sampled_from(["-1", "abc", "1.5", "%00", "..", "1;DROP TABLE embedq.jobs"]))
+    job_ids = st.one_of(
+        st.just(webhook.dead_job_id),
+        st.integers(min_value=0, max_value=2**70).map(str),
+        st.sampled_from(["-1", "abc", "1.5", "%00", "..", "1;DROP TABLE embedq.jobs"]),
+    )
 
     @hypothesis_run(fault_scale)
     @given(job_id=job_ids, data=st.data())
@@ -521,8 +648,9 @@ def test_admin_routes_refuse_wrong_tokens_and_change_nothing(webhook, db, fault_
 
     wrong_token()
     # the control: the right token does replay the dead job
-    replayed = webhook.http.post(f"/v1/jobs/{webhook.dead_job_id}/replay",
-                                 headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    replayed = webhook.http.post(
+        f"/v1/jobs/{webhook.dead_job_id}/replay", headers={"authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     assert replayed.status_code == 200, replayed.text
     assert database_state(db) != before
 
@@ -569,7 +697,9 @@ def registration_objects(db: psycopg.Connection, content_type: str, table: str) 
         "FROM unnest(ARRAY['insert', 'update', 'delete']) kind "
         "UNION ALL SELECT 'trigger ' || %(t)s::regclass::text || ' ' "
         "       || quote_ident(format('embedq_%%s_%%s', %(ct)s::text, kind)) || ' O' "
-        "FROM unnest(ARRAY['insert', 'update', 'delete']) kind", {"ct": content_type, "t": table})
+        "FROM unnest(ARRAY['insert', 'update', 'delete']) kind",
+        {"ct": content_type, "t": table},
+    )
     return {row[0] for row in rows}
 
 
@@ -586,8 +716,10 @@ def is_clear_refusal(error: psycopg.Error) -> bool:
 
 
 def register(db: psycopg.Connection, content_type, table, fields, priority=3, key_column="id") -> None:
-    db.execute("SELECT embedq.register_source(%s, %s::text::regclass, %s::text[], %s, %s)",
-               (content_type, table, fields, priority, key_column))
+    db.execute(
+        "SELECT embedq.register_source(%s, %s::text::regclass, %s::text[], %s, %s)",
+        (content_type, table, fields, priority, key_column),
+    )
 
 
 def qualified(db: psycopg.Connection, schema: str, table: str) -> str:
@@ -607,12 +739,15 @@ def attempt_registration(db: psycopg.Connection, content_type, table, fields, pr
 def assert_registered_exactly(db, before: set[str], content_type: str, table: str, key: str, fields: list[str]):
     """The catalog gained exactly the registration's functions and triggers, and the sources row
     names the table meant, its key and fields."""
-    source = db.execute("SELECT table_name, key_column, fields FROM embedq.sources WHERE content_type = %s",
-                        (content_type,)).fetchone()
+    source = db.execute(
+        "SELECT table_name, key_column, fields FROM embedq.sources WHERE content_type = %s", (content_type,)
+    ).fetchone()
     assert source is not None and source[1:] == (key, fields)
-    resolved = db.execute("SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
-                          "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s::text::regclass",
-                          (table,)).fetchone()[0]
+    resolved = db.execute(
+        "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = %s::text::regclass",
+        (table,),
+    ).fetchone()[0]
     assert source[0] == resolved
     after = catalog(db)
     added = {item for item in after - before if not item.startswith("source ")}
@@ -625,32 +760,72 @@ def assert_triggers_queue_jobs(db, content_type: str, table: sql.Composable, key
     source_rows reads the row back by its key."""
     key_value = "k'1;$body$"
     # values as literals, not parameters: with parameters psycopg reads a "%%" inside an identifier as "%"
-    db.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        table, sql.SQL(", ").join(sql.Identifier(c) for c in [key, *fields]),
-        sql.SQL(", ").join(sql.Literal(v) for v in [key_value, *["v" for _ in fields]])))
+    db.execute(
+        sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            table,
+            sql.SQL(", ").join(sql.Identifier(c) for c in [key, *fields]),
+            sql.SQL(", ").join(sql.Literal(v) for v in [key_value, *["v" for _ in fields]]),
+        )
+    )
     db.execute("SELECT embedq.jobs_ingest()")
-    job = db.execute("SELECT op::text FROM embedq.jobs "
-                     "WHERE content_type = %s AND source_id = %s AND status = 'pending'",
-                     (content_type, key_value)).fetchone()
+    job = db.execute(
+        "SELECT op::text FROM embedq.jobs WHERE content_type = %s AND source_id = %s AND status = 'pending'",
+        (content_type, key_value),
+    ).fetchone()
     assert job == ("upsert",)
     rows = db.execute("SELECT source_id, fields FROM embedq.source_rows(%s, ARRAY[%s])", (content_type, key_value))
     assert rows.fetchall() == [(key_value, {f: "v" for f in fields})]
     db.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now() WHERE content_type = %s", (content_type,))
     db.execute(sql.SQL("UPDATE {} SET {} = 'changed'").format(table, sql.Identifier(fields[0])))
     db.execute("SELECT embedq.jobs_ingest()")
-    ops = db.execute("SELECT op::text FROM embedq.jobs WHERE content_type = %s AND status = 'pending'",
-                     (content_type,)).fetchall()
+    ops = db.execute(
+        "SELECT op::text FROM embedq.jobs WHERE content_type = %s AND status = 'pending'", (content_type,)
+    ).fetchall()
     assert ops == [("upsert",)]
     db.execute(sql.SQL("DELETE FROM {}").format(table))
     db.execute("SELECT embedq.jobs_ingest()")
-    ops = db.execute("SELECT op::text FROM embedq.jobs WHERE content_type = %s AND status = 'pending'",
-                     (content_type,)).fetchall()
+    ops = db.execute(
+        "SELECT op::text FROM embedq.jobs WHERE content_type = %s AND status = 'pending'", (content_type,)
+    ).fetchall()
     assert ops == [("delete",)]  # coalesced into the row's one pending job
 
 
-FRAGMENTS = ['"', "'", ";", "--", "/*", "*/", "$", "$$", "$body$", "$fn$", "$q$", "%I", "%s", "%1$s", "%%", "\\",
-             " ", "DROP TABLE public.bystander", "x", "Id", "é", "表", "😀", "\t", "\n", "(", ")", ",", ".", "::text",
-             "pg_", "embedq", "E'\\x'", "U&\"\\0041\""]
+FRAGMENTS = [
+    '"',
+    "'",
+    ";",
+    "--",
+    "/*",
+    "*/",
+    "$",
+    "$$",
+    "$body$",
+    "$fn$",
+    "$q$",
+    "%I",
+    "%s",
+    "%1$s",
+    "%%",
+    "\\",
+    " ",
+    "DROP TABLE public.bystander",
+    "x",
+    "Id",
+    "é",
+    "表",
+    "😀",
+    "\t",
+    "\n",
+    "(",
+    ")",
+    ",",
+    ".",
+    "::text",
+    "pg_",
+    "embedq",
+    "E'\\x'",
+    'U&"\\0041"',
+]
 identifiers = st.one_of(
     st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=16),
     st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=5).map("".join),
@@ -675,21 +850,36 @@ def test_generated_identifiers_register_exactly_their_table_or_fail_clearly(cata
     db = catalog_db
 
     @hypothesis_run(fault_scale, short=60, long=1500)
-    @given(schema=identifiers, table=identifiers, key=identifiers,
-           fields=st.lists(identifiers, min_size=1, max_size=3, unique=True), content_type=content_type_names)
+    @given(
+        schema=identifiers,
+        table=identifiers,
+        key=identifiers,
+        fields=st.lists(identifiers, min_size=1, max_size=3, unique=True),
+        content_type=content_type_names,
+    )
     @example(schema="s", table="t", key="id", fields=["a$body$b"], content_type="dollar_in_a_field")
     @example(schema="s", table="t", key="$body$", fields=["b"], content_type="dollar_in_the_key")
-    @example(schema='x"; DROP TABLE public.bystander; --', table="t'; DROP TABLE public.bystander; --",
-             key="id); DROP TABLE public.bystander; --", fields=["%I %s %1$s", "é 表 😀"], content_type="quoted")
+    @example(
+        schema='x"; DROP TABLE public.bystander; --',
+        table="t'; DROP TABLE public.bystander; --",
+        key="id); DROP TABLE public.bystander; --",
+        fields=["%I %s %1$s", "é 表 😀"],
+        content_type="quoted",
+    )
     def registration(schema, table, key, fields, content_type):
         assume(key not in fields)
         with db.transaction(force_rollback=True):
             try:
                 with db.transaction():
                     db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-                    db.execute(sql.SQL("CREATE TABLE {}.{} ({} text PRIMARY KEY, {})").format(
-                        sql.Identifier(schema), sql.Identifier(table), sql.Identifier(key),
-                        sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f)) for f in fields)))
+                    db.execute(
+                        sql.SQL("CREATE TABLE {}.{} ({} text PRIMARY KEY, {})").format(
+                            sql.Identifier(schema),
+                            sql.Identifier(table),
+                            sql.Identifier(key),
+                            sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(f)) for f in fields),
+                        )
+                    )
             except psycopg.Error:
                 assume(False)  # a name PostgreSQL itself refuses (pg_ schemas, ...): not our concern
             name = qualified(db, schema, table)
@@ -761,7 +951,8 @@ def test_the_same_name_in_another_schema_registers_that_table_only(catalog_db):
     db.execute("SET search_path = other, public")
     register(db, "shadowed", "courses", ["title"])
     assert db.execute("SELECT table_name FROM embedq.sources WHERE content_type = 'shadowed'").fetchone() == (
-        "other.courses",)
+        "other.courses",
+    )
     db.commit()
 
 
@@ -827,12 +1018,12 @@ KEYS_THAT_DO_NOT_IDENTIFY_A_ROW = {
     "no index": "CREATE TABLE hostile_keys (slug text, body text)",
     "plain index": "CREATE TABLE hostile_keys (slug text, body text); CREATE INDEX ON hostile_keys (slug)",
     "partial unique index": "CREATE TABLE hostile_keys (slug text, body text); "
-                            "CREATE UNIQUE INDEX ON hostile_keys (slug) WHERE body IS NOT NULL",
+    "CREATE UNIQUE INDEX ON hostile_keys (slug) WHERE body IS NOT NULL",
     "unique on two columns": "CREATE TABLE hostile_keys (slug text, body text, UNIQUE (slug, body))",
     "unique on an expression": "CREATE TABLE hostile_keys (slug text, body text); "
-                               "CREATE UNIQUE INDEX ON hostile_keys (lower(slug))",
+    "CREATE UNIQUE INDEX ON hostile_keys (lower(slug))",
     "dropped key column": "CREATE TABLE hostile_keys (slug text UNIQUE, body text); "
-                          "ALTER TABLE hostile_keys DROP COLUMN slug",
+    "ALTER TABLE hostile_keys DROP COLUMN slug",
 }
 
 
@@ -851,8 +1042,9 @@ def test_a_dropped_column_cannot_be_named_by_its_internal_name(catalog_db):
     db = catalog_db
     db.execute("CREATE TABLE hostile_dropped (id bigint PRIMARY KEY, gone text, body text)")
     db.execute("ALTER TABLE hostile_dropped DROP COLUMN gone")
-    internal = db.execute("SELECT attname FROM pg_attribute WHERE attrelid = 'hostile_dropped'::regclass "
-                          "AND attisdropped").fetchone()[0]
+    internal = db.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'hostile_dropped'::regclass AND attisdropped"
+    ).fetchone()[0]
     before = catalog(db)
     error = attempt_registration(db, "dropped", "hostile_dropped", [internal], 3, "id")
     assert error is not None and "does not exist" in str(error), error
@@ -884,8 +1076,11 @@ def test_long_and_unicode_names_register_exactly_their_table(catalog_db):
     schema, table = "ünïcødé 表", "t" * 50 + "😀😀😀"  # 62 bytes
     key, field = "ключ", "поле ✓ \"quoted\" 'single'"
     db.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    db.execute(sql.SQL("CREATE TABLE {} ({} text PRIMARY KEY, {} text)").format(
-        sql.Identifier(schema, table), sql.Identifier(key), sql.Identifier(field)))
+    db.execute(
+        sql.SQL("CREATE TABLE {} ({} text PRIMARY KEY, {} text)").format(
+            sql.Identifier(schema, table), sql.Identifier(key), sql.Identifier(field)
+        )
+    )
     name = qualified(db, schema, table)
     before = catalog(db)
     content_type = "u" * 40  # the longest content type allowed
@@ -906,8 +1101,9 @@ def test_a_dollar_quote_in_a_column_name_cannot_run_sql(catalog_db):
     db.execute("SET check_function_bodies = off")
     before = catalog(db)
     error = attempt_registration(db, "dollar", "hostile_dollar", [column], 3, "id")
-    assert db.execute("SELECT to_regclass('public.bystander')").fetchone()[0] is not None, \
+    assert db.execute("SELECT to_regclass('public.bystander')").fetchone()[0] is not None, (
         "a column name dropped a table"
+    )
     if error is None:
         db.execute("SET check_function_bodies = on")
         assert_registered_exactly(db, before, "dollar", "hostile_dollar", "id", [column])
@@ -980,45 +1176,92 @@ CLI_GARBAGE: dict[str, tuple[list[str], dict[str, str]]] = {
     "port setting not a number": (["serve"], {"EMBEDQ_PORT": "eighty"}),
     "max body zero": (["serve"], {"EMBEDQ_MAX_BODY_BYTES": "0"}),
     "chunk overlap above chunk size": (["status"], {"EMBEDQ_CHUNK_OVERLAP_TOKENS": "999"}),
-    "openai batch above the API limit": (["status"], {"EMBEDQ_PROVIDER": "openai", "OPENAI_API_KEY": "sk-x",
-                                                      "EMBEDQ_OPENAI_BATCH_SIZE": "5000"}),
+    "openai batch above the API limit": (
+        ["status"],
+        {"EMBEDQ_PROVIDER": "openai", "OPENAI_API_KEY": "sk-x", "EMBEDQ_OPENAI_BATCH_SIZE": "5000"},
+    ),
     "qstash token without webhook url": (["status"], {"QSTASH_TOKEN": "tok"}),
     "database url not a url": (["status"], bad_url("not a url")),
     "database url of another database": (["status"], bad_url(f"mysql://root:{CLI_PASSWORD}@db/app")),
     "database url with an unclosed IPv6 host": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@[::1/db")),
     "database url with a port that is not a number": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@h:pg/db")),
-    "database url with a port out of range": (["status"],
-                                               bad_url(f"postgresql://u:{CLI_PASSWORD}@127.0.0.1:99999/db")),
+    "database url with a port out of range": (["status"], bad_url(f"postgresql://u:{CLI_PASSWORD}@127.0.0.1:99999/db")),
     "database url with a bad sslmode": (["status"], bad_url(f"{UNREACHABLE}?sslmode=bogus")),
-    "database url with an unknown host": (["status"],
-                                          bad_url(f"postgresql://u:{CLI_PASSWORD}@no-such-host.invalid/db")),
-    "database url with a missing socket dir": (["status"],
-                                               bad_url(f"postgresql://u:{CLI_PASSWORD}@/db?host=/nonexistent")),
-    **{f"unreachable database: {' '.join(args)}": (args, {}) for args in (
-        ["status"], ["migrate"], ["listen", "--drain"], ["listen"], ["serve"], ["up"], ["demo"], ["search", "bread"],
-        ["verify"], ["backfill", "--type", "course"], ["replay", "--yes"], ["maintenance"], ["jobs", "show", "1"],
-        ["jobs", "cancel", "1"], ["jobs", "retry", "1"], ["models", "list"], ["models", "activate", "x"],
-        ["models", "drop", "x", "--yes"])},
+    "database url with an unknown host": (
+        ["status"],
+        bad_url(f"postgresql://u:{CLI_PASSWORD}@no-such-host.invalid/db"),
+    ),
+    "database url with a missing socket dir": (
+        ["status"],
+        bad_url(f"postgresql://u:{CLI_PASSWORD}@/db?host=/nonexistent"),
+    ),
+    **{
+        f"unreachable database: {' '.join(args)}": (args, {})
+        for args in (
+            ["status"],
+            ["migrate"],
+            ["listen", "--drain"],
+            ["listen"],
+            ["serve"],
+            ["up"],
+            ["demo"],
+            ["search", "bread"],
+            ["verify"],
+            ["backfill", "--type", "course"],
+            ["replay", "--yes"],
+            ["maintenance"],
+            ["jobs", "show", "1"],
+            ["jobs", "cancel", "1"],
+            ["jobs", "retry", "1"],
+            ["models", "list"],
+            ["models", "activate", "x"],
+            ["models", "drop", "x", "--yes"],
+        )
+    },
 }
 
 
 # The short run (`make test`) takes one or two cases of each kind; `make faults` runs them all.
 SHORT_CLI_CASES = {
-    "no command", "unknown command", "unknown option", "argument that is not UTF-8", "job id not a number",
-    "job id negative", "replay since not a date", "replay since an impossible date", "replay unknown status",
-    "search k not a number", "serve port too large", "batch size not a number", "provider unknown",
-    "log level unknown", "qstash token without webhook url", "database url not a url",
-    "database url with an unclosed IPv6 host", "database url with a port that is not a number",
-    "database url with a port out of range", "unreachable database: status", "unreachable database: serve",
-    "unreachable database: up", "unreachable database: demo", "unreachable database: replay --yes",
+    "no command",
+    "unknown command",
+    "unknown option",
+    "argument that is not UTF-8",
+    "job id not a number",
+    "job id negative",
+    "replay since not a date",
+    "replay since an impossible date",
+    "replay unknown status",
+    "search k not a number",
+    "serve port too large",
+    "batch size not a number",
+    "provider unknown",
+    "log level unknown",
+    "qstash token without webhook url",
+    "database url not a url",
+    "database url with an unclosed IPv6 host",
+    "database url with a port that is not a number",
+    "database url with a port out of range",
+    "unreachable database: status",
+    "unreachable database: serve",
+    "unreachable database: up",
+    "unreachable database: demo",
+    "unreachable database: replay --yes",
 }
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
     clean.update({"DATABASE_URL": UNREACHABLE, "EMBEDQ_DATA_DIR": "/nonexistent/embedq-must-not-start"}, **env)
-    return subprocess.run([sys.executable, "-m", "embedq", *args], env=clean, capture_output=True, text=True,
-                          errors="replace", timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "embedq", *args],
+        env=clean,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -1103,38 +1346,114 @@ for line in sys.stdin:
     sys.__stdout__.flush()
 """
 
-COMMANDS = [["status"], ["migrate"], ["listen"], ["search"], ["backfill"], ["verify"], ["replay"], ["maintenance"],
-            ["jobs", "show"], ["jobs", "cancel"], ["jobs", "retry"], ["models", "list"], ["models", "activate"],
-            ["models", "drop"], ["jobs"], ["models"], ["nonsense"]]
-OPTIONS = ["--json", "--type", "-t", "-k", "--id", "--since", "--until", "--status", "--dry-run", "--yes", "-y",
-           "--port", "--host", "--drain", "--priority", "--done-days", "--retry-failed", "--fix", "--model", "--",
-           "-", "--type=", "--id=0", "-kk", "--no-such-option"]
+COMMANDS = [
+    ["status"],
+    ["migrate"],
+    ["listen"],
+    ["search"],
+    ["backfill"],
+    ["verify"],
+    ["replay"],
+    ["maintenance"],
+    ["jobs", "show"],
+    ["jobs", "cancel"],
+    ["jobs", "retry"],
+    ["models", "list"],
+    ["models", "activate"],
+    ["models", "drop"],
+    ["jobs"],
+    ["models"],
+    ["nonsense"],
+]
+OPTIONS = [
+    "--json",
+    "--type",
+    "-t",
+    "-k",
+    "--id",
+    "--since",
+    "--until",
+    "--status",
+    "--dry-run",
+    "--yes",
+    "-y",
+    "--port",
+    "--host",
+    "--drain",
+    "--priority",
+    "--done-days",
+    "--retry-failed",
+    "--fix",
+    "--model",
+    "--",
+    "-",
+    "--type=",
+    "--id=0",
+    "-kk",
+    "--no-such-option",
+]
 argument_values = st.one_of(
     st.sampled_from(OPTIONS),
     st.integers(min_value=-(2**70), max_value=2**70).map(str),
-    st.sampled_from(["2026-13-45", "yesterday", "2026-01-01T00:00:00+99:00", "failed,dead,", "done,pending", "",
-                     " ", "course", "1e9", "0x1F", "NaN", "∞", "١٢", "'; DROP TABLE courses; --"]),
+    st.sampled_from(
+        [
+            "2026-13-45",
+            "yesterday",
+            "2026-01-01T00:00:00+99:00",
+            "failed,dead,",
+            "done,pending",
+            "",
+            " ",
+            "course",
+            "1e9",
+            "0x1F",
+            "NaN",
+            "∞",
+            "١٢",
+            "'; DROP TABLE courses; --",
+        ]
+    ),
     st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12),
 )
-command_lines = st.builds(lambda command, rest: command + rest, st.sampled_from(COMMANDS),
-                          st.lists(argument_values, max_size=5))
+command_lines = st.builds(
+    lambda command, rest: command + rest, st.sampled_from(COMMANDS), st.lists(argument_values, max_size=5)
+)
 garbage_settings = st.dictionaries(
-    st.sampled_from(["EMBEDQ_BATCH_SIZE", "EMBEDQ_POLL_INTERVAL", "EMBEDQ_PROVIDER", "EMBEDQ_MODEL",
-                     "EMBEDQ_DIMENSIONS", "EMBEDQ_LOG_FORMAT", "EMBEDQ_PORT", "EMBEDQ_MAX_ATTEMPTS",
-                     "EMBEDQ_CHUNK_TOKENS", "EMBEDQ_CHUNK_OVERLAP_TOKENS", "EMBEDQ_HNSW_MIN_ROWS", "QSTASH_TOKEN",
-                     "EMBEDQ_OPENAI_BATCH_SIZE", "EMBEDQ_METRICS_PORT", "EMBEDQ_LEASE_SECONDS"]),
-    st.one_of(st.sampled_from(["abc", "-1", "0", "1e3", "nan", "inf", "", " ", "99999999999999999999", "openai",
-                               "local", "json"]),
-              st.text(st.characters(codec="utf-8", exclude_characters="\x00", exclude_categories=("Cs",)),
-                      max_size=8)),
-    max_size=3)
+    st.sampled_from(
+        [
+            "EMBEDQ_BATCH_SIZE",
+            "EMBEDQ_POLL_INTERVAL",
+            "EMBEDQ_PROVIDER",
+            "EMBEDQ_MODEL",
+            "EMBEDQ_DIMENSIONS",
+            "EMBEDQ_LOG_FORMAT",
+            "EMBEDQ_PORT",
+            "EMBEDQ_MAX_ATTEMPTS",
+            "EMBEDQ_CHUNK_TOKENS",
+            "EMBEDQ_CHUNK_OVERLAP_TOKENS",
+            "EMBEDQ_HNSW_MIN_ROWS",
+            "QSTASH_TOKEN",
+            "EMBEDQ_OPENAI_BATCH_SIZE",
+            "EMBEDQ_METRICS_PORT",
+            "EMBEDQ_LEASE_SECONDS",
+        ]
+    ),
+    st.one_of(
+        st.sampled_from(
+            ["abc", "-1", "0", "1e3", "nan", "inf", "", " ", "99999999999999999999", "openai", "local", "json"]
+        ),
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00", exclude_categories=("Cs",)), max_size=8),
+    ),
+    max_size=3,
+)
 
 
 def test_generated_command_lines_get_one_line_and_exit_code_2(fault_scale):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_"))}
     env.update(DATABASE_URL=UNREACHABLE, EMBEDQ_DATA_DIR="/nonexistent/embedq-must-not-start")
-    driver = subprocess.Popen([sys.executable, "-c", CLI_DRIVER], env=env, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-c", CLI_DRIVER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
 
     def run(argv: list[str], settings: dict[str, str]) -> subprocess.CompletedProcess:
         assert driver.stdin is not None and driver.stdout is not None

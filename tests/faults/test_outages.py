@@ -36,15 +36,20 @@ RECONNECT_SECONDS = 10.0
 
 
 def qstash_settings(qstash: QStashServer, port: int) -> dict[str, str]:
-    return {**qstash.env, "EMBEDQ_WEBHOOK_URL": f"http://127.0.0.1:{port}/v1/jobs", "EMBEDQ_QSTASH_RETRIES": "6",
-            "EMBEDQ_JOBS_PER_MESSAGE": "25"}
+    return {
+        **qstash.env,
+        "EMBEDQ_WEBHOOK_URL": f"http://127.0.0.1:{port}/v1/jobs",
+        "EMBEDQ_QSTASH_RETRIES": "6",
+        "EMBEDQ_JOBS_PER_MESSAGE": "25",
+    }
 
 
 # -- 4. QStash outage ----------------------------------------------------------------------
 
 
-async def test_qstash_outage_falls_back_to_local_processing_then_returns(conn, dsn, provider, make_harness,
-                                                                        fault_scale, background, record_figures):
+async def test_qstash_outage_falls_back_to_local_processing_then_returns(
+    conn, dsn, provider, make_harness, fault_scale, background, record_figures
+):
     rows = fault_scale.pick(400, 5000)
     outage_seconds = fault_scale.pick(3.0, 30.0)
     statements = rows // 25
@@ -69,11 +74,13 @@ async def test_qstash_outage_falls_back_to_local_processing_then_returns(conn, d
     assert await conn.fetchval("SELECT count(DISTINCT source_id) FROM embedq.embeddings") == len(ids) == rows
     local = await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE message_id IS NULL")
     assert local > 0, "nothing was processed locally while QStash was down"
-    back_on_qstash = await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE message_id IS NOT NULL "
-                                         "AND created_at > $1", outage_ended)
+    back_on_qstash = await conn.fetchval(
+        "SELECT count(*) FROM embedq.jobs WHERE message_id IS NOT NULL AND created_at > $1", outage_ended
+    )
     assert back_on_qstash > 0, "QStash never took over again after the outage"
-    await record_figures(conn, "4 QStash outage", outage_s=outage_seconds, processed_locally=local,
-                         via_qstash=rows - local)
+    await record_figures(
+        conn, "4 QStash outage", outage_s=outage_seconds, processed_locally=local, via_qstash=rows - local
+    )
     # What an operator sees: the listener said it fell back, and says it is back on QStash.
     modes = [(e["from"], e["to"]) for e in listener.log_events("mode")]
     assert ("qstash", "fallback") in modes, modes
@@ -86,16 +93,16 @@ async def test_qstash_outage_falls_back_to_local_processing_then_returns(conn, d
 # -- 5. a failing provider -----------------------------------------------------------------
 
 
-async def test_provider_failing_30_percent_of_calls_still_ends_done(conn, dsn, provider, make_harness, fault_scale,
-                                                                   record_figures):
+async def test_provider_failing_30_percent_of_calls_still_ends_done(
+    conn, dsn, provider, make_harness, fault_scale, record_figures
+):
     rows = fault_scale.pick(400, 5000)
     rng = random.Random(SEED + 5)
     provider.failure_rate = 0.3
     provider.failure_statuses = (429, 500, 502, 503)
     provider.failure_retry_after = 0.2
     # small provider batches: many calls, so the 30% is a rate, not a handful of coin flips
-    harness = make_harness(dsn, provider_url=provider.base_url, EMBEDQ_OPENAI_BATCH_SIZE="4",
-                           EMBEDQ_BATCH_SIZE="32")
+    harness = make_harness(dsn, provider_url=provider.base_url, EMBEDQ_OPENAI_BATCH_SIZE="4", EMBEDQ_BATCH_SIZE="32")
     await harness.listener()
     await harness.listener()
     ids = await write_load(dsn, rng, rows, pause=fault_scale.pick(0.05, 0.02))
@@ -111,8 +118,9 @@ async def test_provider_failing_30_percent_of_calls_still_ends_done(conn, dsn, p
     assert gaps, "the SDK never retried a failed call"
     too_early = [(round(waited, 3), asked) for waited, asked in gaps if waited < asked]
     assert not too_early, f"retried before the provider's Retry-After: {too_early[:5]}"
-    await record_figures(conn, "5 provider 30% 5xx/429", provider_calls=len(statuses), failed_calls=failed,
-                         sdk_retries=len(gaps))
+    await record_figures(
+        conn, "5 provider 30% 5xx/429", provider_calls=len(statuses), failed_calls=failed, sdk_retries=len(gaps)
+    )
 
 
 # -- 3. PostgreSQL restarted ---------------------------------------------------------------
@@ -144,7 +152,7 @@ class RestartablePostgres:
     def close(self) -> None:
         try:
             self._pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
-        except Exception:  # noqa: BLE001 - already stopped
+        except Exception:
             pass
         self.server.cleanup()
 
@@ -184,7 +192,8 @@ async def reconnecting_load(dsn: str, rng: random.Random, rows: int, pause: floa
 
 
 async def test_postgres_restart_under_load_services_reconnect_by_themselves(
-        restartable_postgres, provider, make_harness, fault_scale, background, record_figures):
+    restartable_postgres, provider, make_harness, fault_scale, background, record_figures
+):
     pg = restartable_postgres
     rows = fault_scale.pick(300, 5000)
     restarts = fault_scale.pick(2, 3)
@@ -194,8 +203,9 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
     # QStash on its real schedule: a delivery the webhook answers 503 + Retry-After while the
     # database is away comes back after those real seconds, as it would in production.
     async with QStashServer(time_scale=1.0) as qstash:
-        harness = make_harness(pg.dsn, provider_url=provider.base_url,
-                               **qstash_settings(qstash, port) | {"EMBEDQ_QSTASH_RETRIES": "3"})
+        harness = make_harness(
+            pg.dsn, provider_url=provider.base_url, **qstash_settings(qstash, port) | {"EMBEDQ_QSTASH_RETRIES": "3"}
+        )
         migrated = await harness.cli("migrate")
         assert migrated.returncode == 0, migrated.stderr
         await asyncio.gather(harness.webhook(port), harness.listener())
@@ -213,10 +223,15 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
             written = await conn.fetchval("SELECT count(*) FROM posts")
             assert written >= rows + restarts * 26
             assert await conn.fetchval("SELECT count(DISTINCT source_id) FROM embedq.embeddings") == written
-            await record_figures(conn, "3 PostgreSQL restart", restarts=restarts, down_s=down_seconds,
-                                 webhook_back_s=max(r.webhook for r in reconnects),
-                                 listener_back_s=max(r.listener for r in reconnects),
-                                 marker_vector_s=max(r.vector for r in reconnects))
+            await record_figures(
+                conn,
+                "3 PostgreSQL restart",
+                restarts=restarts,
+                down_s=down_seconds,
+                webhook_back_s=max(r.webhook for r in reconnects),
+                listener_back_s=max(r.listener for r in reconnects),
+                marker_vector_s=max(r.vector for r in reconnects),
+            )
         finally:
             await conn.close()
 
@@ -231,8 +246,9 @@ class Reconnect:
     vector: float
 
 
-async def restart_under_load(pg: RestartablePostgres, harness, port: int, rng: random.Random,
-                             down_seconds: float) -> Reconnect:
+async def restart_under_load(
+    pg: RestartablePostgres, harness, port: int, rng: random.Random, down_seconds: float
+) -> Reconnect:
     conn = await db.connect(pg.dsn, "faults-check")
     try:
         # Stop in the middle of the listener's work: jobs claimed for dispatch, their message
@@ -249,8 +265,9 @@ async def restart_under_load(pg: RestartablePostgres, harness, port: int, rng: r
     webhook = await _webhook_healthy_after(port, back)
     conn = await db.connect(pg.dsn, "faults-check")
     try:
-        marker = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('after the restart', 'marker') "
-                                     "RETURNING id")
+        marker = await conn.fetchval(
+            "INSERT INTO posts (title, body) VALUES ('after the restart', 'marker') RETURNING id"
+        )
 
         async def claimed() -> bool:
             harness.assert_running()  # the services must ride out the restart, not exit
@@ -265,22 +282,31 @@ async def restart_under_load(pg: RestartablePostgres, harness, port: int, rng: r
 
 
 async def _being_published(conn) -> bool:
-    return bool(await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'dispatched' "
-                                    "AND message_id IS NULL"))
+    return bool(
+        await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE status = 'dispatched' AND message_id IS NULL")
+    )
 
 
 async def _claimed(conn, post_id: int) -> bool:
-    return bool(await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'post' AND source_id = $1 "
-                                    "AND status <> 'pending'", str(post_id)))
+    return bool(
+        await conn.fetchval(
+            "SELECT count(*) FROM embedq.jobs WHERE content_type = 'post' AND source_id = $1 AND status <> 'pending'",
+            str(post_id),
+        )
+    )
 
 
 async def _has_vector(conn, post_id: int) -> bool:
-    return bool(await conn.fetchval("SELECT count(*) FROM embedq.embeddings WHERE content_type = 'post' "
-                                    "AND source_id = $1", str(post_id)))
+    return bool(
+        await conn.fetchval(
+            "SELECT count(*) FROM embedq.embeddings WHERE content_type = 'post' AND source_id = $1", str(post_id)
+        )
+    )
 
 
 async def _webhook_healthy_after(port: int, since: float) -> float:
     async with httpx.AsyncClient(timeout=2) as http:
+
         async def healthy() -> bool:
             try:
                 return (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200

@@ -77,7 +77,7 @@ class Secrets:
         """The names of the secrets whose value (or its distinctive middle) appears in `text`."""
         found = []
         for name, value in self.named().items():
-            middle = value[len(value) // 4: -len(value) // 4]  # a key cut at either end still leaks
+            middle = value[len(value) // 4 : -len(value) // 4]  # a key cut at either end still leaks
             if value in text or middle in text:
                 found.append(name)
         return found
@@ -107,8 +107,13 @@ class Run:
     def start(self, name: str, *args: str, **env: str) -> Process:
         log = self.log_dir / f"{name}.log"
         handle = log.open("wb")
-        popen = subprocess.Popen([sys.executable, "-m", "embedq", *args], env={**self.env, **env},
-                                 stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "embedq", *args],
+            env={**self.env, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         handle.close()
         process = Process(name, list(args), popen, log)
         self.processes.append(process)
@@ -117,8 +122,15 @@ class Run:
     async def cli(self, name: str, *args: str, **env: str) -> subprocess.CompletedProcess:
         """`embedq ARGS` to the end, in a thread: the fake servers it calls share this event loop."""
         result = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "embedq", *args], env={**self.env, **env}, capture_output=True,
-            text=True, errors="replace", timeout=120, stdin=subprocess.DEVNULL)
+            subprocess.run,
+            [sys.executable, "-m", "embedq", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         self.capture(f"cli {name} (exit {result.returncode})", result.stdout + result.stderr)
         return result
 
@@ -145,8 +157,12 @@ class Run:
                 process.popen.wait()
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str,
-                     describe: Callable[[], Awaitable[object]] | None = None) -> None:
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]],
+    timeout: float,
+    what: str,
+    describe: Callable[[], Awaitable[object]] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while not await condition():
         if time.monotonic() > deadline:
@@ -184,8 +200,11 @@ async def database_role_with_password(dsn: str, password: str) -> AsyncIterator[
 
 
 def clean_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_")) and k != "DATABASE_URL"}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EMBEDQ_", "QSTASH_", "OPENAI_")) and k != "DATABASE_URL"
+    }
 
 
 TOPOLOGIES = {
@@ -197,24 +216,41 @@ TOPOLOGIES = {
 @pytest.mark.parametrize("topology", list(TOPOLOGIES))
 async def test_no_secret_reaches_any_output(dsn, conn, tmp_path, topology):
     values = Secrets.fresh()
-    async with (database_role_with_password(dsn, values.database_password) as secret_dsn,
-                QStashServer(token=values.qstash_token, current_signing_key=values.current_signing_key,
-                             next_signing_key=values.next_signing_key, time_scale=0.001) as qstash,
-                FakeOpenAIServer(dimensions=DIMENSIONS, api_key=values.openai_api_key) as provider,
-                httpx.AsyncClient(timeout=30) as http):
+    async with (
+        database_role_with_password(dsn, values.database_password) as secret_dsn,
+        QStashServer(
+            token=values.qstash_token,
+            current_signing_key=values.current_signing_key,
+            next_signing_key=values.next_signing_key,
+            time_scale=0.001,
+        ) as qstash,
+        FakeOpenAIServer(dimensions=DIMENSIONS, api_key=values.openai_api_key) as provider,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
-            **clean_environment(), **qstash.env,
+            **clean_environment(),
+            **qstash.env,
             "DATABASE_URL": secret_dsn,
             "EMBEDQ_WEBHOOK_URL": f"{base}/v1/jobs",
-            "EMBEDQ_PROVIDER": "openai", "OPENAI_API_KEY": values.openai_api_key,
-            "OPENAI_BASE_URL": provider.base_url, "EMBEDQ_MODEL": MODEL, "EMBEDQ_DIMENSIONS": str(DIMENSIONS),
-            "EMBEDQ_ADMIN_TOKEN": values.admin_token, "EMBEDQ_API_TOKEN": values.api_token,
-            "EMBEDQ_LOG_LEVEL": "DEBUG", "EMBEDQ_LOG_FORMAT": TOPOLOGIES[topology],
-            "EMBEDQ_POLL_INTERVAL": "0.3", "EMBEDQ_BATCH_WINDOW_MS": "0", "EMBEDQ_BREAKER_FAILURES": "1",
-            "EMBEDQ_BREAKER_COOLDOWN": "1", "EMBEDQ_OPENAI_MAX_RETRIES": "0", "EMBEDQ_QSTASH_RETRIES": "1",
-            "EMBEDQ_MAX_ATTEMPTS": "3", "EMBEDQ_DISPATCH_TIMEOUT": "5",
+            "EMBEDQ_PROVIDER": "openai",
+            "OPENAI_API_KEY": values.openai_api_key,
+            "OPENAI_BASE_URL": provider.base_url,
+            "EMBEDQ_MODEL": MODEL,
+            "EMBEDQ_DIMENSIONS": str(DIMENSIONS),
+            "EMBEDQ_ADMIN_TOKEN": values.admin_token,
+            "EMBEDQ_API_TOKEN": values.api_token,
+            "EMBEDQ_LOG_LEVEL": "DEBUG",
+            "EMBEDQ_LOG_FORMAT": TOPOLOGIES[topology],
+            "EMBEDQ_POLL_INTERVAL": "0.3",
+            "EMBEDQ_BATCH_WINDOW_MS": "0",
+            "EMBEDQ_BREAKER_FAILURES": "1",
+            "EMBEDQ_BREAKER_COOLDOWN": "1",
+            "EMBEDQ_OPENAI_MAX_RETRIES": "0",
+            "EMBEDQ_QSTASH_RETRIES": "1",
+            "EMBEDQ_MAX_ATTEMPTS": "3",
+            "EMBEDQ_DISPATCH_TIMEOUT": "5",
         }
         run = Run(values, env, tmp_path)
         listener_metrics_port = None
@@ -229,19 +265,27 @@ async def test_no_secret_reaches_any_output(dsn, conn, tmp_path, topology):
 
             await drive_traffic(run, conn, qstash, provider, http, base)
             await capture_read_channels(run, conn, qstash, http, base, listener_metrics_port)
-            await run_cli_commands(run, conn_dead_job_id=await conn.fetchval(
-                "SELECT min(id) FROM embedq.jobs WHERE status = 'dead'"))
+            await run_cli_commands(
+                run, conn_dead_job_id=await conn.fetchval("SELECT min(id) FROM embedq.jobs WHERE status = 'dead'")
+            )
         finally:
             run.stop_all()
             run.kill_all()
 
     leaks = {channel: found for channel, text in run.captured.items() if (found := values.found_in(text))}
     assert leaks == {}, "secrets leaked: " + "; ".join(
-        f"{channel}: {', '.join(names)}" for channel, names in leaks.items())
+        f"{channel}: {', '.join(names)}" for channel, names in leaks.items()
+    )
     everything = "\n".join(run.captured.values())
     # the failure paths did run, and said so, without the secrets
-    for evidence in ("rejected delivery", "invalid signature", "wrong admin token", "dead-lettered by QStash",
-                     "Incorrect API key provided", "publish failed"):
+    for evidence in (
+        "rejected delivery",
+        "invalid signature",
+        "wrong admin token",
+        "dead-lettered by QStash",
+        "Incorrect API key provided",
+        "publish failed",
+    ):
         assert evidence in everything, f"{evidence!r} never appeared: that failure path did not run"
 
 
@@ -258,23 +302,36 @@ async def wait_healthy(http: httpx.AsyncClient, base: str, run: Run) -> None:
     await wait_until(healthy, STARTUP_SECONDS, "the webhook answers /healthz")
 
 
-async def drive_traffic(run: Run, conn: asyncpg.Connection, qstash: QStashServer, provider: FakeOpenAIServer,
-                        http: httpx.AsyncClient, base: str) -> None:
+async def drive_traffic(
+    run: Run,
+    conn: asyncpg.Connection,
+    qstash: QStashServer,
+    provider: FakeOpenAIServer,
+    http: httpx.AsyncClient,
+    base: str,
+) -> None:
     values = run.secrets
 
     async def describe():
-        unfinished = await conn.fetch("SELECT id, status::text, message_id, attempts, last_error FROM embedq.jobs "
-                                      "WHERE status <> 'done' ORDER BY id")
-        return {"jobs": await job_counts(conn), "not done": [tuple(r) for r in unfinished],
-                "qstash": qstash.counters, "dead letters": [d.message.id for d in qstash.dead_letters.values()],
-                "attempts": [(a.message_id, a.url.rsplit("/", 1)[-1], a.status) for a in qstash.attempts]}
+        unfinished = await conn.fetch(
+            "SELECT id, status::text, message_id, attempts, last_error FROM embedq.jobs "
+            "WHERE status <> 'done' ORDER BY id"
+        )
+        return {
+            "jobs": await job_counts(conn),
+            "not done": [tuple(r) for r in unfinished],
+            "qstash": qstash.counters,
+            "dead letters": [d.message.id for d in qstash.dead_letters.values()],
+            "attempts": [(a.message_id, a.url.rsplit("/", 1)[-1], a.status) for a in qstash.attempts],
+        }
 
     async def settle(what: str) -> None:
         await wait_until(lambda: settled(conn), SETTLE_SECONDS, what, describe)
 
     # plain traffic through QStash
-    await conn.execute("INSERT INTO courses (title, description) "
-                       "SELECT 'course ' || g, 'about ' || g FROM generate_series(1, 12) g")
+    await conn.execute(
+        "INSERT INTO courses (title, description) SELECT 'course ' || g, 'about ' || g FROM generate_series(1, 12) g"
+    )
     await settle("the first rows are embedded through QStash")
     assert (await job_counts(conn)).get("done") == 12
 
@@ -320,20 +377,25 @@ async def drive_traffic(run: Run, conn: asyncpg.Connection, qstash: QStashServer
     # forged deliveries on every signed route
     body = json.dumps({"jobs": [{"id": 1}]}).encode()
     for route in ("/v1/jobs", "/v1/failures", "/v1/maintenance"):
-        for signature in (sign("sig_forgedKeyForTheSecretsTest0001", f"{base}{route}", body),
-                          sign(values.current_signing_key, "http://attacker.example/v1/jobs", body),
-                          sign(values.next_signing_key, f"{base}{route}", body + b" "),
-                          "not.a.jwt", ""):
+        for signature in (
+            sign("sig_forgedKeyForTheSecretsTest0001", f"{base}{route}", body),
+            sign(values.current_signing_key, "http://attacker.example/v1/jobs", body),
+            sign(values.next_signing_key, f"{base}{route}", body + b" "),
+            "not.a.jwt",
+            "",
+        ):
             answer = await http.post(f"{base}{route}", content=body, headers={"upstash-signature": signature})
             assert answer.status_code == 401, answer.text
             run.capture(f"webhook answer to a forged {route}", answer.text + json.dumps(dict(answer.headers)))
 
     # wrong admin and API tokens, in every place a token is taken
     for wrong in ("wrong", values.api_token, values.admin_token[:-1], values.qstash_token):
-        for method, route, kwargs in (("GET", "/", {"params": {"token": wrong}}),
-                                      ("GET", "/v1/jobs", {"headers": {"authorization": f"Bearer {wrong}"}}),
-                                      ("POST", "/v1/jobs/1/replay", {"headers": {"authorization": f"Bearer {wrong}"}}),
-                                      ("POST", "/v1/jobs/1/replay", {"params": {"token": values.admin_token}})):
+        for method, route, kwargs in (
+            ("GET", "/", {"params": {"token": wrong}}),
+            ("GET", "/v1/jobs", {"headers": {"authorization": f"Bearer {wrong}"}}),
+            ("POST", "/v1/jobs/1/replay", {"headers": {"authorization": f"Bearer {wrong}"}}),
+            ("POST", "/v1/jobs/1/replay", {"params": {"token": values.admin_token}}),
+        ):
             answer = await http.request(method, f"{base}{route}", **kwargs)
             assert answer.status_code in (401, 403), (method, route, answer.status_code)
             run.capture(f"webhook answer to a wrong admin token on {method} {route}", answer.text)
@@ -344,13 +406,24 @@ async def drive_traffic(run: Run, conn: asyncpg.Connection, qstash: QStashServer
             run.capture(f"webhook answer to a wrong API token on {route}", answer.text)
 
 
-async def capture_read_channels(run: Run, conn: asyncpg.Connection, qstash: QStashServer, http: httpx.AsyncClient,
-                                base: str, listener_metrics_port: int | None) -> None:
+async def capture_read_channels(
+    run: Run,
+    conn: asyncpg.Connection,
+    qstash: QStashServer,
+    http: httpx.AsyncClient,
+    base: str,
+    listener_metrics_port: int | None,
+) -> None:
     values = run.secrets
     api = {"authorization": f"Bearer {values.api_token}"}
     admin = {"authorization": f"Bearer {values.admin_token}"}
-    for route, headers in (("/v1/status", api), ("/metrics", api), ("/v1/search?q=course&k=3", api),
-                           ("/v1/jobs?status=dead&limit=50", admin), ("/v1/jobs?status=done&limit=50", admin)):
+    for route, headers in (
+        ("/v1/status", api),
+        ("/metrics", api),
+        ("/v1/search?q=course&k=3", api),
+        ("/v1/jobs?status=dead&limit=50", admin),
+        ("/v1/jobs?status=done&limit=50", admin),
+    ):
         answer = await http.get(f"{base}{route}", headers=headers)
         assert answer.status_code == 200, (route, answer.status_code, answer.text[:200])
         run.capture(f"GET {route}", answer.text)
@@ -377,13 +450,23 @@ async def capture_read_channels(run: Run, conn: asyncpg.Connection, qstash: QSta
     last_errors = await conn.fetch("SELECT id, status::text, last_error FROM embedq.jobs WHERE last_error IS NOT NULL")
     assert last_errors, "no job kept an error: the failure paths did not run"
     run.capture("embedq.jobs.last_error", "\n".join(f"{r['id']} {r['status']}: {r['last_error']}" for r in last_errors))
-    run.capture("embedq.workers", json.dumps([dict(r) for r in await conn.fetch("SELECT * FROM embedq.workers")],
-                                             default=str))
-    carried = [json.dumps({"body": m.body.decode(errors="replace"), "headers": m.headers,
-                           "sent": {k: v for k, v in m.request_headers.items() if k != "authorization"}})
-               for m in qstash.messages.values()]
-    answered = [json.dumps({"status": a.status, "headers": a.headers, "body": a.body.decode(errors="replace")})
-                for a in qstash.attempts]
+    run.capture(
+        "embedq.workers", json.dumps([dict(r) for r in await conn.fetch("SELECT * FROM embedq.workers")], default=str)
+    )
+    carried = [
+        json.dumps(
+            {
+                "body": m.body.decode(errors="replace"),
+                "headers": m.headers,
+                "sent": {k: v for k, v in m.request_headers.items() if k != "authorization"},
+            }
+        )
+        for m in qstash.messages.values()
+    ]
+    answered = [
+        json.dumps({"status": a.status, "headers": a.headers, "body": a.body.decode(errors="replace")})
+        for a in qstash.attempts
+    ]
     run.capture("messages embedq handed QStash", "\n".join(carried))
     run.capture("schedules embedq gave QStash", repr(qstash.schedules))
     run.capture("the webhook's answers to QStash", "\n".join(answered))
@@ -397,25 +480,37 @@ def other_database(url: str) -> str:
 
 async def run_cli_commands(run: Run, conn_dead_job_id: int | None) -> None:
     values = run.secrets
-    for name, args in (("status", ["status", "--json"]), ("status table", ["status"]),
-                       ("search", ["search", "course", "--json"]), ("models list", ["models", "list", "--json"]),
-                       ("maintenance", ["maintenance", "--json"]),
-                       ("replay dry run", ["replay", "--status", "dead", "--dry-run", "--json"]),
-                       ("verify", ["verify", "--json"])):
+    for name, args in (
+        ("status", ["status", "--json"]),
+        ("status table", ["status"]),
+        ("search", ["search", "course", "--json"]),
+        ("models list", ["models", "list", "--json"]),
+        ("maintenance", ["maintenance", "--json"]),
+        ("replay dry run", ["replay", "--status", "dead", "--dry-run", "--json"]),
+        ("verify", ["verify", "--json"]),
+    ):
         result = await run.cli(name, *args)
         assert result.returncode in (0, 1), (name, result.stderr[-1000:])  # verify exits 1 on drift
     if conn_dead_job_id is not None:
         await run.cli("jobs show", "jobs", "show", str(conn_dead_job_id), "--json")
     password = values.database_password
-    for name, url in (("unreachable database", f"postgresql://embedq:{password}@127.0.0.1:1/nowhere"),
-                      ("malformed database URL", f"postgresql://embedq:{password}@[::1/nowhere"),
-                      ("database URL with a bad port", f"postgresql://embedq:{password}@127.0.0.1:port/nowhere"),
-                      ("wrong database name", other_database(run.env["DATABASE_URL"]))):
+    for name, url in (
+        ("unreachable database", f"postgresql://embedq:{password}@127.0.0.1:1/nowhere"),
+        ("malformed database URL", f"postgresql://embedq:{password}@[::1/nowhere"),
+        ("database URL with a bad port", f"postgresql://embedq:{password}@127.0.0.1:port/nowhere"),
+        ("wrong database name", other_database(run.env["DATABASE_URL"])),
+    ):
         result = await run.cli(name, "status", DATABASE_URL=url)
         assert result.returncode != 0
-    served = await run.cli("serve on an unreachable database", "serve", "--port", str(free_port()),
-                     DATABASE_URL=f"postgresql://embedq:{password}@127.0.0.1:1/nowhere")
+    served = await run.cli(
+        "serve on an unreachable database",
+        "serve",
+        "--port",
+        str(free_port()),
+        DATABASE_URL=f"postgresql://embedq:{password}@127.0.0.1:1/nowhere",
+    )
     assert served.returncode != 0
-    wrong_key = await run.cli("search with a key the provider refuses", "search", "course",
-                        OPENAI_API_KEY=values.openai_api_key[:-3] + "zzz")
+    wrong_key = await run.cli(
+        "search with a key the provider refuses", "search", "course", OPENAI_API_KEY=values.openai_api_key[:-3] + "zzz"
+    )
     assert wrong_key.returncode != 0

@@ -19,8 +19,7 @@ def embedq(*args: str, database_url: str | None, extra_env: dict[str, str] | Non
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     env.update(extra_env or {})
-    return subprocess.run([sys.executable, "-m", "embedq", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "embedq", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def assert_one_line_error(result, fragment: str) -> None:

@@ -13,8 +13,13 @@ async def make_job(conn, source_id: str, status: str, age: str) -> int:
     finished = "now() - $2::text::interval" if status in ("done", "dead") else "NULL"
     return await conn.fetchval(
         f"INSERT INTO embedq.jobs (content_type, source_id, status, finished_at, updated_at, run_after) "
-        f"VALUES ('course', $1, $3::embedq.job_status, {finished}, now() - $2::text::interval, now() - $2::text::interval) "
-        "RETURNING id", source_id, age, status)
+        f"VALUES ('course', $1, $3::embedq.job_status, {finished}, now() - $2::text::interval, "
+        "now() - $2::text::interval) "
+        "RETURNING id",
+        source_id,
+        age,
+        status,
+    )
 
 
 async def test_maintenance_prunes_and_requeues_exactly_what_it_should(conn):
@@ -26,7 +31,8 @@ async def test_maintenance_prunes_and_requeues_exactly_what_it_should(conn):
     await conn.execute(
         "INSERT INTO embedq.search_log (query, model, match_count, result_count, duration_ms, origin, created_at) "
         "VALUES ('old', 'm', 10, 1, 1, 'cli', now() - interval '31 days'), "
-        "       ('recent', 'm', 10, 1, 1, 'cli', now() - interval '29 days')")
+        "       ('recent', 'm', 10, 1, 1, 'cli', now() - interval '29 days')"
+    )
 
     report = await run_maintenance(conn)
 
@@ -47,8 +53,10 @@ async def test_weekly_retry_requeues_every_failed_job(conn):
 async def test_the_local_timer_runs_maintenance_soon_after_start_then_every_period(conn, dsn):
     old_done = await make_job(conn, "1", "done", "8 days")
     failed = await make_job(conn, "2", "failed", "10 minutes")
-    schedules = (Recurring("maintenance", "", "maintenance", every_seconds=0.3, at_start=True),
-                 Recurring("retry", "", "retry_failed", every_seconds=3600, at_start=False))
+    schedules = (
+        Recurring("maintenance", "", "maintenance", every_seconds=0.3, at_start=True),
+        Recurring("retry", "", "retry_failed", every_seconds=3600, at_start=False),
+    )
     pool = await db.create_pool(dsn, "embedq-tests", min_size=1, max_size=2)
     stop = asyncio.Event()
     timer = asyncio.create_task(run_local_schedules(pool, stop, schedules, first_run_delay=0.05))

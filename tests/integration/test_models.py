@@ -14,8 +14,9 @@ async def three_models(conn):
 
 
 async def claim(conn, model: str) -> list[tuple[str, str | None]]:
-    rows = await conn.fetch("SELECT source_id, model FROM embedq.jobs_claim('t', 100, '1 minute', NULL, "
-                            "'processing', $1)", model)
+    rows = await conn.fetch(
+        "SELECT source_id, model FROM embedq.jobs_claim('t', 100, '1 minute', NULL, 'processing', $1)", model
+    )
     return sorted((r["source_id"], r["model"]) for r in rows)
 
 
@@ -34,8 +35,9 @@ async def test_each_listener_claims_only_its_models_jobs(conn, three_models):
     await conn.execute("INSERT INTO posts (title) VALUES ('one')")
     assert await claim(conn, "model-c") == []
     assert await claim(conn, "model-b") == [("1", "model-b")]
-    await conn.execute("SELECT embedq.jobs_complete(array_agg(id), array_agg(attempts)) FROM embedq.jobs "
-                       "WHERE status = 'processing'")
+    await conn.execute(
+        "SELECT embedq.jobs_complete(array_agg(id), array_agg(attempts)) FROM embedq.jobs WHERE status = 'processing'"
+    )
     assert await claim(conn, "model-a") == [("1", None)]
 
 
@@ -57,8 +59,9 @@ async def test_activation_hands_the_active_models_jobs_over(conn, three_models):
 async def test_requeue_merges_into_the_pending_job_of_the_same_model_only(conn, three_models):
     await conn.execute("INSERT INTO posts (title) VALUES ('one')")
     await claim(conn, "model-b")
-    await conn.execute("SELECT embedq.jobs_complete(array_agg(id), array_agg(attempts)) FROM embedq.jobs "
-                       "WHERE status = 'processing'")
+    await conn.execute(
+        "SELECT embedq.jobs_complete(array_agg(id), array_agg(attempts)) FROM embedq.jobs WHERE status = 'processing'"
+    )
     done_b = await conn.fetchval("SELECT id FROM embedq.jobs WHERE model = 'model-b'")
     requeued = await conn.fetchrow("SELECT * FROM embedq.jobs_requeue(ARRAY[$1::bigint])", done_b)
     assert (requeued["status"], requeued["merged_into"]) == ("pending", None)  # the pending job is model-a's

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from embedq.errors import RetryableError
-from embedq.testing import HashEmbedder
 from embedq.listener import Listener, ListenerConfig
+from embedq.testing import HashEmbedder
 
 MODEL = "hash-test"
 
@@ -27,7 +27,10 @@ async def vectors(conn, content_type: str, source_id) -> list:
     return await conn.fetch(
         "SELECT chunk_index, content, content_hash FROM embedq.embeddings "
         "WHERE content_type = $1 AND source_id = $2 AND model = $3 ORDER BY chunk_index",
-        content_type, str(source_id), MODEL)
+        content_type,
+        str(source_id),
+        MODEL,
+    )
 
 
 async def statuses(conn) -> dict[str, int]:
@@ -36,21 +39,30 @@ async def statuses(conn) -> dict[str, int]:
 
 
 async def test_rows_written_become_vectors_for_every_type(conn, dsn, settings):
-    profile = await conn.fetchval("INSERT INTO profiles (display_name, bio, interests) "
-                                  "VALUES ('Ada', 'Mathematician', '{maths,engines}') RETURNING id")
+    profile = await conn.fetchval(
+        "INSERT INTO profiles (display_name, bio, interests) "
+        "VALUES ('Ada', 'Mathematician', '{maths,engines}') RETURNING id"
+    )
     course = await conn.fetchval("INSERT INTO courses (title, tags) VALUES ('SQL basics', '{db}') RETURNING id")
-    lesson = await conn.fetchval("INSERT INTO lessons (course_id, title, content) VALUES ($1, 'Joins', 'Inner joins') "
-                                 "RETURNING id", course)
-    post = await conn.fetchval("INSERT INTO posts (author_id, title, body) VALUES ($1, 'Hi', 'Hello') RETURNING id",
-                               profile)
+    lesson = await conn.fetchval(
+        "INSERT INTO lessons (course_id, title, content) VALUES ($1, 'Joins', 'Inner joins') RETURNING id", course
+    )
+    post = await conn.fetchval(
+        "INSERT INTO posts (author_id, title, body) VALUES ($1, 'Hi', 'Hello') RETURNING id", profile
+    )
     comment = await conn.fetchval("INSERT INTO comments (post_id, body) VALUES ($1, 'Nice post') RETURNING id", post)
     embedder = HashEmbedder()
 
     totals = await drain(dsn, settings, embedder)
 
     assert totals.done == 5 and totals.dead == 0
-    for content_type, row_id in [("profile", profile), ("course", course), ("lesson", lesson), ("post", post),
-                                 ("comment", comment)]:
+    for content_type, row_id in [
+        ("profile", profile),
+        ("course", course),
+        ("lesson", lesson),
+        ("post", post),
+        ("comment", comment),
+    ]:
         stored = await vectors(conn, content_type, row_id)
         assert len(stored) == 1, content_type
     assert "Mathematician" in (await vectors(conn, "profile", profile))[0]["content"]
@@ -120,7 +132,8 @@ async def test_a_1mb_text_is_chunked_and_every_chunk_stored(conn, dsn, settings)
     assert len(content) > 1_000_000
     course = await conn.fetchval("INSERT INTO courses (title) VALUES ('Big') RETURNING id")
     lesson = await conn.fetchval(
-        "INSERT INTO lessons (course_id, title, content) VALUES ($1, 'Long', $2) RETURNING id", course, content)
+        "INSERT INTO lessons (course_id, title, content) VALUES ($1, 'Long', $2) RETURNING id", course, content
+    )
     embedder = HashEmbedder()
     test_settings = dataclasses.replace(settings, chunk_tokens=400, chunk_overlap_tokens=40)
     totals = await drain(dsn, test_settings, embedder)
@@ -138,8 +151,11 @@ async def test_a_1mb_text_is_chunked_and_every_chunk_stored(conn, dsn, settings)
 
 
 async def test_control_characters_and_replacement_chars_are_embedded(conn, dsn, settings):
-    post = await conn.fetchval("INSERT INTO posts (title, body) VALUES ($1, $2) RETURNING id",
-                               "Bad\x01bytes\x7f", "caf\ufffd with \u200b zero width")
+    post = await conn.fetchval(
+        "INSERT INTO posts (title, body) VALUES ($1, $2) RETURNING id",
+        "Bad\x01bytes\x7f",
+        "caf\ufffd with \u200b zero width",
+    )
     totals = await drain(dsn, settings, HashEmbedder())
     assert totals.done == 1
     assert "\x01" not in (await vectors(conn, "post", post))[0]["content"]
@@ -168,8 +184,9 @@ async def test_transient_failures_retry_with_backoff_then_die(conn, dsn, setting
     await asyncio.sleep(0.1)
     embedder.fail_next = [RetryableError("provider overloaded (503)")]
     await drain(dsn, fast, embedder, **listener_settings)
-    job = await conn.fetchrow("SELECT status::text, attempts, max_attempts, finished_at IS NOT NULL AS finished "
-                              "FROM embedq.jobs")
+    job = await conn.fetchrow(
+        "SELECT status::text, attempts, max_attempts, finished_at IS NOT NULL AS finished FROM embedq.jobs"
+    )
     assert tuple(job) == ("dead", 2, 2, True)
     assert await vectors(conn, "course", course) == []
 
@@ -285,14 +302,19 @@ async def test_filtered_search_still_returns_k_rows(conn, dsn, settings):
     hits = await search(conn, embedder, "anything at all", k=20, content_types=["post"])
     assert len(hits) == 20 and {h.content_type for h in hits} == {"post"}
     assert [h.similarity for h in hits] == sorted((h.similarity for h in hits), reverse=True)
-    stored_text = await conn.fetchval("SELECT content FROM embedq.embeddings WHERE source_id = '17' "
-                                      "AND content_type = 'course'")
+    stored_text = await conn.fetchval(
+        "SELECT content FROM embedq.embeddings WHERE source_id = '17' AND content_type = 'course'"
+    )
     exact = await search(conn, embedder, stored_text, k=1)
     assert (exact[0].content_type, exact[0].source_id) == ("course", "17")
     assert await conn.fetchval("SELECT count(*) FROM embedq.search_log") == 2
-    plan = "\n".join(r[0] for r in await conn.fetch(
-        "EXPLAIN SELECT * FROM embedq.embeddings e WHERE e.model = 'hash-test' "
-        "ORDER BY e.embedding::vector(16) <=> array_fill(0.1, ARRAY[16])::vector(16) LIMIT 5"))
+    plan = "\n".join(
+        r[0]
+        for r in await conn.fetch(
+            "EXPLAIN SELECT * FROM embedq.embeddings e WHERE e.model = 'hash-test' "
+            "ORDER BY e.embedding::vector(16) <=> array_fill(0.1, ARRAY[16])::vector(16) LIMIT 5"
+        )
+    )
     assert "embeddings_hnsw_" in plan
 
 
@@ -383,8 +405,10 @@ async def test_the_notifier_reconnects_after_its_connection_is_killed(conn, dsn,
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)
-        notify_pid = "SELECT pid FROM pg_stat_activity WHERE application_name = 'embedq-notify' " \
-                     "AND datname = current_database() AND state = 'idle'"
+        notify_pid = (
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'embedq-notify' "
+            "AND datname = current_database() AND state = 'idle'"
+        )
         old_pid = None
         for _ in range(100):
             old_pid = await conn.fetchval(notify_pid)

@@ -31,16 +31,16 @@ import pytest
 import yaml
 
 from embedq import db
+from embedq.listener import Listener, ListenerConfig
+from embedq.listener.indexer import ensure_index
 from embedq.maintenance import run_maintenance
 from embedq.resources import sql_file
 from embedq.search import search
 from embedq.settings import Settings
 from embedq.status import read_status
 from embedq.testing import HashEmbedder
-from embedq.listener import Listener, ListenerConfig
-from embedq.listener.indexer import ensure_index
-from tests.qstash_server.signing import sign
 from embedq.webhook.app import create_app
+from tests.qstash_server.signing import sign
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES_SQL_PATH = sql_file("roles.sql")
@@ -111,16 +111,19 @@ async def connected(dsn: str, user: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 def listener_as(logins: Logins, settings: Settings, embedder: HashEmbedder) -> Listener:
-    config = ListenerConfig(batch_size=16, batch_window=0.0, poll_interval=0.2, lease_seconds=30,
-                            rescue_interval=0.2)
+    config = ListenerConfig(batch_size=16, batch_window=0.0, poll_interval=0.2, lease_seconds=30, rescue_interval=0.2)
     dsn = logins.dsn_for(logins.listener)
     return Listener(dsn, embedder, dataclasses.replace(settings, database_url=dsn), config)
 
 
 async def write_courses(logins: Logins, *titles: str) -> list[int]:
     async with connected(logins.dsn, logins.app) as app:
-        return [await app.fetchval("INSERT INTO courses (title, description) VALUES ($1, 'about ' || $1) "
-                                   "RETURNING id", title) for title in titles]
+        return [
+            await app.fetchval(
+                "INSERT INTO courses (title, description) VALUES ($1, 'about ' || $1) RETURNING id", title
+            )
+            for title in titles
+        ]
 
 
 async def privileges(conn: asyncpg.Connection) -> list[tuple[str, str]]:
@@ -160,9 +163,14 @@ async def test_roles_sql_creates_nologin_roles_and_a_second_run_changes_nothing(
 
     assert first != before
     assert second == first
-    roles = {r["rolname"]: r for r in await conn.fetch(
-        "SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
-        "WHERE rolname = ANY ($1::text[])", list(GROUP_ROLES))}
+    roles = {
+        r["rolname"]: r
+        for r in await conn.fetch(
+            "SELECT rolname, rolcanlogin, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls FROM pg_roles "
+            "WHERE rolname = ANY ($1::text[])",
+            list(GROUP_ROLES),
+        )
+    }
     assert set(roles) == set(GROUP_ROLES)
     for role in roles.values():
         assert not any(role[k] for k in ("rolcanlogin", "rolsuper", "rolcreaterole", "rolcreatedb", "rolbypassrls"))
@@ -173,11 +181,15 @@ async def test_roles_sql_creates_nologin_roles_and_a_second_run_changes_nothing(
 
 async def test_source_tables_are_readable_only_in_their_key_and_registered_fields(conn, logins):
     async with connected(logins.dsn, logins.listener) as listener:
-        await listener.fetch("SELECT id, title, description, category, tags, requirements, learning_objectives "
-                             "FROM public.courses")
+        await listener.fetch(
+            "SELECT id, title, description, category, tags, requirements, learning_objectives FROM public.courses"
+        )
         await listener.fetch("SELECT id, display_name, bio, interests FROM public.profiles")
-        for statement in ("SELECT price_cents FROM public.courses", "SELECT avatar_url FROM public.profiles",
-                          "SELECT * FROM public.courses"):
+        for statement in (
+            "SELECT price_cents FROM public.courses",
+            "SELECT avatar_url FROM public.profiles",
+            "SELECT * FROM public.courses",
+        ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await listener.fetch(statement)
 
@@ -227,11 +239,13 @@ async def test_the_listener_role_claims_and_processes_jobs(conn, logins, setting
         claimed = await listener.fetch("SELECT * FROM embedq.jobs_claim('t', 10, '1 minute')")
         assert sorted(int(r["source_id"]) for r in claimed) == [first, second]
         assert {r["status"] for r in claimed} == {"processing"}
-        rows = await listener.fetch("SELECT * FROM embedq.source_rows('course', $1::text[])",
-                                    [str(first), str(second)])
+        rows = await listener.fetch("SELECT * FROM embedq.source_rows('course', $1::text[])", [str(first), str(second)])
         assert {r["fields"]["title"] for r in rows} == {"Sourdough", "Knife skills"}
-        done = await listener.fetch("SELECT * FROM embedq.jobs_complete($1::bigint[], $2::integer[])",
-                                    [r["id"] for r in claimed], [r["attempts"] for r in claimed])
+        done = await listener.fetch(
+            "SELECT * FROM embedq.jobs_complete($1::bigint[], $2::integer[])",
+            [r["id"] for r in claimed],
+            [r["attempts"] for r in claimed],
+        )
         assert len(done) == 2
         assert await listener.fetch("SELECT * FROM embedq.jobs_rescue()") == []
 
@@ -240,8 +254,14 @@ async def test_the_listener_role_claims_and_processes_jobs(conn, logins, setting
     embedder = HashEmbedder()
     totals = await listener_as(logins, settings, embedder).run(drain=True)
     assert totals.done == 1 and totals.dead == 0 and totals.failed == 0
-    assert await conn.fetchval("SELECT count(*) FROM embedq.embeddings WHERE content_type = 'course' "
-                               "AND source_id = $1 AND model = $2", str(third), MODEL) == 1
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM embedq.embeddings WHERE content_type = 'course' AND source_id = $1 AND model = $2",
+            str(third),
+            MODEL,
+        )
+        == 1
+    )
 
     # What an operator does from the listener's container: status, search, backfill, jobs, models.
     async with connected(logins.dsn, logins.listener) as listener:
@@ -265,8 +285,14 @@ async def test_the_operator_cli_runs_as_the_listener_role(conn, logins):
     env["DATABASE_URL"] = logins.dsn_for(logins.listener)
 
     async def embedq(*args: str) -> subprocess.CompletedProcess:
-        result = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "embedq", *args], env=env,
-                                         capture_output=True, text=True, timeout=180)
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "embedq", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert result.returncode == 0, (args, result.stderr)
         return result
 
@@ -289,18 +315,32 @@ async def test_the_operator_cli_runs_as_the_listener_role(conn, logins):
 async def test_the_webhook_role_serves_every_route(conn, logins):
     ids = await write_courses(logins, "Fermentation", "Baking")
     dsn = logins.dsn_for(logins.webhook)
-    settings = Settings.from_env({}, database_url=dsn, qstash_current_signing_key=CURRENT_KEY,
-                                 qstash_next_signing_key=NEXT_KEY, webhook_url=WEBHOOK_URL, lease_seconds=30.0)
+    settings = Settings.from_env(
+        {},
+        database_url=dsn,
+        qstash_current_signing_key=CURRENT_KEY,
+        qstash_next_signing_key=NEXT_KEY,
+        webhook_url=WEBHOOK_URL,
+        lease_seconds=30.0,
+    )
     app = create_app(settings, dsn=dsn, embedder=HashEmbedder())
 
     def signed(route: str, payload: dict) -> dict:
         body = json.dumps(payload).encode()
         url = settings.public_url(route)
-        return {"content": body, "headers": {"content-type": "application/json", "upstash-signature": sign(
-            CURRENT_KEY, url, body), "upstash-message-id": "msg_roles"}}
+        return {
+            "content": body,
+            "headers": {
+                "content-type": "application/json",
+                "upstash-signature": sign(CURRENT_KEY, url, body),
+                "upstash-message-id": "msg_roles",
+            },
+        }
 
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://webhook") as http:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://webhook") as http,
+    ):
         assert (await http.get("/healthz")).status_code == 200
         status = await http.get("/v1/status")  # ingests the inbox, as `embedq status` does
         assert status.status_code == 200, status.text
@@ -315,8 +355,10 @@ async def test_the_webhook_role_serves_every_route(conn, logins):
         assert found.status_code == 200, found.text
         assert found.json()["results"][0]["source_id"] == str(ids[1])
 
-        failed = await http.post("/v1/failures", **signed("/v1/failures", {
-            "sourceMessageId": "msg_unknown", "retried": 3, "status": 500, "body": ""}))
+        failed = await http.post(
+            "/v1/failures",
+            **signed("/v1/failures", {"sourceMessageId": "msg_unknown", "retried": 3, "status": 500, "body": ""}),
+        )
         assert failed.status_code == 200, failed.text
         maintained = await http.post("/v1/maintenance", **signed("/v1/maintenance", {"task": "retry_failed"}))
         assert maintained.status_code == 200, maintained.text
@@ -384,21 +426,32 @@ async def test_the_listener_builds_the_hnsw_index_only_when_allowed(conn, logins
             await apply_roles(conn, listener_builds_index=True)  # idempotent too
             assert await ensure_index(pool, MODEL, 1) == "ready"
             async with pool.acquire() as listener:
-                for statement in ("DROP TABLE embedq.jobs", "DELETE FROM embedq.sources",
-                                  "ALTER TABLE embedq.sources ADD COLUMN x integer",
-                                  "CREATE OR REPLACE FUNCTION embedq.jobs_ingest(p_max_rows integer DEFAULT 1000) "
-                                  "RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'",
-                                  "DROP FUNCTION embedq.jobs_claim"):
+                for statement in (
+                    "DROP TABLE embedq.jobs",
+                    "DELETE FROM embedq.sources",
+                    "ALTER TABLE embedq.sources ADD COLUMN x integer",
+                    "CREATE OR REPLACE FUNCTION embedq.jobs_ingest(p_max_rows integer DEFAULT 1000) "
+                    "RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint'",
+                    "DROP FUNCTION embedq.jobs_claim",
+                ):
                     with pytest.raises(asyncpg.InsufficientPrivilegeError):
                         await listener.execute(statement)
             async with connected(logins.dsn, logins.webhook) as webhook:
                 with pytest.raises(asyncpg.InsufficientPrivilegeError):
                     await webhook.execute("CREATE INDEX ON embedq.embeddings (model)")
             # The migrating role (here the superuser) still owns everything else.
-            assert await conn.fetchval("SELECT tableowner FROM pg_tables WHERE schemaname = 'embedq' "
-                                       "AND tablename = 'jobs'") == "postgres"
-            assert await conn.fetchval("SELECT tableowner FROM pg_tables WHERE schemaname = 'embedq' "
-                                       "AND tablename = 'embeddings'") == "embedq_index_builder"
+            assert (
+                await conn.fetchval(
+                    "SELECT tableowner FROM pg_tables WHERE schemaname = 'embedq' AND tablename = 'jobs'"
+                )
+                == "postgres"
+            )
+            assert (
+                await conn.fetchval(
+                    "SELECT tableowner FROM pg_tables WHERE schemaname = 'embedq' AND tablename = 'embeddings'"
+                )
+                == "embedq_index_builder"
+            )
         finally:
             await revoke_index_builder(conn)
     finally:
@@ -427,24 +480,37 @@ async def test_the_compose_roles_service_script_runs_under_psql(conn, dsn):
     script, replaced = re.subn(
         r"export PGHOST=\S+ PGUSER=\S+ PGDATABASE=\S+",
         f"export PGHOST={server['host'][0]} PGPORT={server['port'][0]} PGUSER=postgres "
-        f"PGDATABASE={parts.path.lstrip('/')}", script)
+        f"PGDATABASE={parts.path.lstrip('/')}",
+        script,
+    )
     assert replaced == 1, script
     assert "/embedq/roles.sql" in script
     script = script.replace("/embedq/roles.sql", str(ROLES_SQL_PATH))
-    env = {"PATH": f"{Path(psql).parent}{os.pathsep}{os.environ.get('PATH', '')}", "POSTGRES_PASSWORD": "",
-           "POSTGRES_LISTENER_PASSWORD": "listener-pw", "POSTGRES_WEBHOOK_PASSWORD": "webhook-pw"}
+    env = {
+        "PATH": f"{Path(psql).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "POSTGRES_PASSWORD": "",
+        "POSTGRES_LISTENER_PASSWORD": "listener-pw",
+        "POSTGRES_WEBHOOK_PASSWORD": "webhook-pw",
+    }
     try:
         for _ in range(2):  # every `docker compose up` runs it again
-            result = await asyncio.to_thread(subprocess.run, ["sh", "-ec", script], env=env, capture_output=True,
-                                             text=True, timeout=120)
+            result = await asyncio.to_thread(
+                subprocess.run, ["sh", "-ec", script], env=env, capture_output=True, text=True, timeout=120
+            )
             assert result.returncode == 0, result.stderr
             assert "roles ready" in result.stdout
             assert "ERROR" not in result.stderr and "WARNING" not in result.stderr, result.stderr
-        logins = await conn.fetch("SELECT rolname, rolcanlogin, rolpassword IS NOT NULL AS has_password "
-                                  "FROM pg_authid WHERE rolname IN ('embedq_listener', 'embedq_webhook')")
+        logins = await conn.fetch(
+            "SELECT rolname, rolcanlogin, rolpassword IS NOT NULL AS has_password "
+            "FROM pg_authid WHERE rolname IN ('embedq_listener', 'embedq_webhook')"
+        )
         assert [tuple(r) for r in sorted(logins)] == [("embedq_listener", True, True), ("embedq_webhook", True, True)]
-        assert await conn.fetchval("SELECT tableowner FROM pg_tables WHERE schemaname = 'embedq' "
-                                   "AND tablename = 'embeddings'") == "embedq_index_builder"
+        assert (
+            await conn.fetchval(
+                "SELECT tableowner FROM pg_tables WHERE schemaname = 'embedq' AND tablename = 'embeddings'"
+            )
+            == "embedq_index_builder"
+        )
     finally:
         # Roles are cluster-wide: give the other tests the group roles roles.sql makes.
         await conn.execute("ALTER ROLE embedq_listener NOLOGIN PASSWORD NULL")

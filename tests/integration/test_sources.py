@@ -10,13 +10,15 @@ import pytest
 
 async def test_a_uuid_keyed_table_gets_jobs_and_rows(conn):
     await conn.execute(
-        "CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text, meta jsonb, pinned bool)")
+        "CREATE TABLE notes (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), body text, meta jsonb, pinned bool)"
+    )
     await conn.execute("SELECT embedq.register_source('note', 'notes', ARRAY['body', 'meta'], 1)")
     note_id = await conn.fetchval("INSERT INTO notes (body, meta) VALUES ('hello', '{\"a\": 1}') RETURNING id")
     assert isinstance(note_id, uuid.UUID)
     await conn.execute("SELECT embedq.jobs_ingest()")
-    job = await conn.fetchrow("SELECT op::text, priority FROM embedq.jobs WHERE content_type = 'note' AND source_id = $1",
-                              str(note_id))
+    job = await conn.fetchrow(
+        "SELECT op::text, priority FROM embedq.jobs WHERE content_type = 'note' AND source_id = $1", str(note_id)
+    )
     assert tuple(job) == ("upsert", 1)
 
     await conn.execute("SELECT embedq.jobs_ingest()")
@@ -37,17 +39,20 @@ async def test_a_text_keyed_table_with_a_json_field(conn):
     await conn.execute("INSERT INTO docs VALUES ('a-b', '{\"t\": \"x\"}', 0)")
     await conn.execute("SELECT embedq.jobs_ingest()")
     await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
-    await conn.execute("UPDATE docs SET views = 2, doc = '{\"t\": \"x\"}'")
+    await conn.execute('UPDATE docs SET views = 2, doc = \'{"t": "x"}\'')
     assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 0
     await conn.execute("DELETE FROM docs")
     await conn.execute("SELECT embedq.jobs_ingest()")
-    assert tuple(await conn.fetchrow(
-        "SELECT source_id, op::text FROM embedq.jobs WHERE status = 'pending'")) == ("a-b", "delete")
+    assert tuple(await conn.fetchrow("SELECT source_id, op::text FROM embedq.jobs WHERE status = 'pending'")) == (
+        "a-b",
+        "delete",
+    )
 
 
 @pytest.mark.parametrize("hostile", ['x"; DROP TABLE courses; --', "per%s cent%I %1$s"])
 async def test_hostile_identifiers_are_data_not_sql(conn, hostile):
-    await conn.execute(f'CREATE TABLE "{hostile.replace(chr(34), chr(34) * 2)}" ("{hostile.replace(chr(34), chr(34) * 2)}" text, id int PRIMARY KEY)')
+    quoted = hostile.replace(chr(34), chr(34) * 2)
+    await conn.execute(f'CREATE TABLE "{quoted}" ("{quoted}" text, id int PRIMARY KEY)')
     table = await conn.fetchval("SELECT quote_ident($1)", hostile)
     await conn.execute("SELECT embedq.register_source('hostile', $1::regclass, ARRAY[$2])", table, hostile)
     await conn.execute(f"INSERT INTO {table} (id, {table}) VALUES (1, 'text')")
@@ -60,20 +65,27 @@ async def test_hostile_identifiers_are_data_not_sql(conn, hostile):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        ("SELECT embedq.register_source('c2', 'courses', ARRAY['nope'])",
-         'column nope does not exist in table public.courses'),
-        ("SELECT embedq.register_source('Bad Type', 'courses', ARRAY['title'])",
-         "content type 'Bad Type' is not valid"),
+        (
+            "SELECT embedq.register_source('c2', 'courses', ARRAY['nope'])",
+            "column nope does not exist in table public.courses",
+        ),
+        (
+            "SELECT embedq.register_source('Bad Type', 'courses', ARRAY['title'])",
+            "content type 'Bad Type' is not valid",
+        ),
         ("SELECT embedq.register_source('x; drop table courses', 'courses', ARRAY['title'])", "is not valid"),
         ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 0)", "priority 0 is out of range"),
         ("SELECT embedq.register_source('c2', 'courses', ARRAY[]::text[])", "at least one field"),
         ("SELECT embedq.register_source('c2', 'courses', ARRAY['title', 'title'])", "contain a duplicate"),
-        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'slug')",
-         "key column slug does not exist"),
-        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'category')",
-         "key column category of table public.courses has no unique index"),
-        ("SELECT embedq.register_source('c2', 'no_such_table', ARRAY['title'])",
-         'relation "no_such_table" does not exist'),
+        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'slug')", "key column slug does not exist"),
+        (
+            "SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'category')",
+            "key column category of table public.courses has no unique index",
+        ),
+        (
+            "SELECT embedq.register_source('c2', 'no_such_table', ARRAY['title'])",
+            'relation "no_such_table" does not exist',
+        ),
         ("SELECT embedq.unregister_source('never_registered')", "content type 'never_registered' is not registered"),
     ],
 )
@@ -102,8 +114,10 @@ async def test_unregister_removes_triggers_and_ends_queued_jobs(conn):
     await conn.execute("INSERT INTO posts (title) VALUES ('not queued')")
     rows = await conn.fetch("SELECT status::text, last_error FROM embedq.jobs WHERE content_type = 'post'")
     assert [tuple(r) for r in rows] == [("dead", "content type unregistered")]
-    assert await conn.fetchval(
-        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal") == 0
+    assert (
+        await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal")
+        == 0
+    )
 
 
 async def test_reregistering_replaces_fields_and_priority(conn):
@@ -116,8 +130,10 @@ async def test_reregistering_replaces_fields_and_priority(conn):
     await conn.execute("UPDATE posts SET body = 'new body' WHERE id = $1", post_id)
     await conn.execute("SELECT embedq.jobs_ingest()")
     assert await conn.fetchval("SELECT priority FROM embedq.jobs WHERE status = 'pending'") == 1
-    assert await conn.fetchval(
-        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal") == 3
+    assert (
+        await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal")
+        == 3
+    )
 
 
 async def test_a_disabled_source_queues_nothing(conn):

@@ -1,13 +1,13 @@
 """A QStash-compatible server for tests and local development (`python -m tests.qstash_server`).
 
-    from tests.qstash_server import QStashServer, sign
+from tests.qstash_server import QStashServer, sign
 
-    async with QStashServer(time_scale=0.001) as qstash:
-        ...
+async with QStashServer(time_scale=0.001) as qstash:
+    ...
 """
 
-from tests.qstash_server.broker import Counters
 from tests.http_server import serve_app
+from tests.qstash_server.broker import Counters
 from tests.qstash_server.messages import Attempt, DeadLetter, Message, Schedule
 from tests.qstash_server.server import (
     DEFAULT_CURRENT_SIGNING_KEY,

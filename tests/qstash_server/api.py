@@ -108,7 +108,11 @@ class QStashApi:
 
     async def _publish(self, request: Request, destination: str, queue: str | None) -> Response:
         message = parse_message(
-            destination, request.headers, await request.body(), caller_ip=_caller_ip(request), now=time.time(),
+            destination,
+            request.headers,
+            await request.body(),
+            caller_ip=_caller_ip(request),
+            now=time.time(),
             queue=queue,
         )
         return _published(*self.broker.publish(message))
@@ -127,10 +131,16 @@ class QStashApi:
             queue = item.get("queue")
             if not isinstance(headers, dict) or not isinstance(body, str) or not isinstance(queue, str | None):
                 raise BadRequest(f"batch item {index}: 'headers' must be an object, 'body' and 'queue' strings")
-            messages.append(parse_message(
-                item["destination"], {str(name): str(value) for name, value in headers.items()}, body.encode(),
-                caller_ip=_caller_ip(request), now=now, queue=queue,
-            ))
+            messages.append(
+                parse_message(
+                    item["destination"],
+                    {str(name): str(value) for name, value in headers.items()},
+                    body.encode(),
+                    caller_ip=_caller_ip(request),
+                    now=now,
+                    queue=queue,
+                )
+            )
         results = []
         for message in messages:
             message_id, deduplicated = self.broker.publish(message)
@@ -174,7 +184,7 @@ class QStashApi:
             count = min(int(params.get("count") or MAX_DLQ_PAGE), MAX_DLQ_PAGE)
         except ValueError:
             raise BadRequest("invalid cursor, count or date") from None
-        page: dict[str, Any] = {"messages": [entry.view() for entry in entries[start:start + count]]}
+        page: dict[str, Any] = {"messages": [entry.view() for entry in entries[start : start + count]]}
         if start + count < len(entries):
             page["cursor"] = str(start + count)
         return JSONResponse(page)
@@ -346,7 +356,7 @@ def _json_list(body: bytes, name: str) -> list[str]:
     payload = _json(body)
     values = payload.get(name) if isinstance(payload, dict) else None
     if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
-        raise BadRequest(f"the body must be {{\"{name}\": [string, ...]}}")
+        raise BadRequest(f'the body must be {{"{name}": [string, ...]}}')
     return values
 
 

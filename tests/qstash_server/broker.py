@@ -197,8 +197,14 @@ class Broker:
             )
         else:
             message = dataclasses.replace(
-                original, id=new_id("msg_"), created_at=now, not_before=now, state="CREATED", retried=0,
-                cancel_requested=False, attempts=[],
+                original,
+                id=new_id("msg_"),
+                created_at=now,
+                not_before=now,
+                state="CREATED",
+                retried=0,
+                cancel_requested=False,
+                attempts=[],
             )
         del self.dead_letters[dlq_id]
         return self.publish(message)
@@ -344,7 +350,11 @@ class Broker:
         self.attempts.append(attempt)
         logger.info(
             "delivered %s to %s: status %s, retried %s%s",
-            message.id, message.url, attempt.status, attempt.retried, f" ({attempt.error})" if attempt.error else "",
+            message.id,
+            message.url,
+            attempt.status,
+            attempt.retried,
+            f" ({attempt.error})" if attempt.error else "",
             extra={"action": "deliver", "message_id": message.id, "status": attempt.status, "retried": attempt.retried},
         )
         return attempt

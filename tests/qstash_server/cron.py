@@ -47,7 +47,7 @@ class Cron:
         text = expression.strip()
         zone = None
         if text.startswith("CRON_TZ="):
-            zone_name, _, text = text[len("CRON_TZ="):].partition(" ")
+            zone_name, _, text = text[len("CRON_TZ=") :].partition(" ")
             try:
                 zone = ZoneInfo(zone_name)
             except (ZoneInfoNotFoundError, ValueError):

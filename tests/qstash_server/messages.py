@@ -218,7 +218,12 @@ class Schedule:
     def prototype(self, now: float = 0.0) -> Message:
         """The message a run at `now` publishes (a fresh id each time)."""
         return parse_message(
-            self.destination, self.headers, self.body, caller_ip=self.caller_ip, now=now, schedule_id=self.id,
+            self.destination,
+            self.headers,
+            self.body,
+            caller_ip=self.caller_ip,
+            now=now,
+            schedule_id=self.id,
             queue=self.headers.get("upstash-queue-name"),
         )
 
@@ -281,7 +286,7 @@ def parse_message(
         delivered["Content-Type"] = headers["content-type"]
     for name, value in headers.items():
         if name.startswith(FORWARD_PREFIX) and len(name) > len(FORWARD_PREFIX):
-            delivered[canonical_header(name[len(FORWARD_PREFIX):])] = value
+            delivered[canonical_header(name[len(FORWARD_PREFIX) :])] = value
 
     not_before = now
     if "upstash-delay" in headers:
@@ -354,8 +359,11 @@ def _callback(headers: Mapping[str, str], prefix: str) -> CallbackTarget | None:
     target = CallbackTarget(
         url=url,
         method=headers.get(f"{prefix}-method", "POST").upper(),
-        headers={canonical_header(name[len(forward):]): value for name, value in headers.items()
-                 if name.startswith(forward) and len(name) > len(forward)},
+        headers={
+            canonical_header(name[len(forward) :]): value
+            for name, value in headers.items()
+            if name.startswith(forward) and len(name) > len(forward)
+        },
         retry_delay=headers.get(f"{prefix}-retry-delay"),
     )
     if target.method not in METHODS:

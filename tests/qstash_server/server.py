@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from tests.http_server import serve_app
 from tests.qstash_server.api import QStashApi
 from tests.qstash_server.broker import (
     DEFAULT_DEDUPLICATION_WINDOW_SECONDS,
@@ -24,7 +25,6 @@ from tests.qstash_server.broker import (
     Broker,
     Counters,
 )
-from tests.http_server import serve_app
 from tests.qstash_server.messages import Attempt, DeadLetter, Message, Schedule
 
 # The local dev server's fixed credentials, used by Upstash's own docs and examples.

@@ -52,9 +52,7 @@ def claims(url: str, body: bytes, now: float | None = None) -> dict[str, Any]:
 def encode(payload: dict[str, Any], key: str, algorithm: str = "HS256") -> str:
     """A compact JWS of `payload`; the HMAC key is the whole `sig_...` string as UTF-8."""
     header = {"alg": algorithm, "typ": "JWT"}
-    signing_input = ".".join(
-        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload)
-    )
+    signing_input = ".".join(b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload))
     if algorithm == "none":
         return f"{signing_input}."
     digest = hmac.new(key.encode(), signing_input.encode("ascii"), _DIGESTS[algorithm]).digest()

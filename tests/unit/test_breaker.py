@@ -21,13 +21,26 @@ class Clock:
         (["fail", "ok", "fail", "fail"], [(True, "closed")] * 4),
         (["fail", "fail", "fail", "+29"], [(True, "closed"), (True, "closed"), (False, "open"), (False, "open")]),
         (["fail", "fail", "fail", "+30"], [(True, "closed"), (True, "closed"), (False, "open"), (True, "half_open")]),
-        (["fail", "fail", "fail", "+30", "fail"],
-         [(True, "closed"), (True, "closed"), (False, "open"), (True, "half_open"), (False, "open")]),
-        (["fail", "fail", "fail", "+30", "ok"],
-         [(True, "closed"), (True, "closed"), (False, "open"), (True, "half_open"), (True, "closed")]),
-        (["fail", "fail", "fail", "+30", "fail", "+10", "+20"],
-         [(True, "closed"), (True, "closed"), (False, "open"), (True, "half_open"), (False, "open"),
-          (False, "open"), (True, "half_open")]),
+        (
+            ["fail", "fail", "fail", "+30", "fail"],
+            [(True, "closed"), (True, "closed"), (False, "open"), (True, "half_open"), (False, "open")],
+        ),
+        (
+            ["fail", "fail", "fail", "+30", "ok"],
+            [(True, "closed"), (True, "closed"), (False, "open"), (True, "half_open"), (True, "closed")],
+        ),
+        (
+            ["fail", "fail", "fail", "+30", "fail", "+10", "+20"],
+            [
+                (True, "closed"),
+                (True, "closed"),
+                (False, "open"),
+                (True, "half_open"),
+                (False, "open"),
+                (False, "open"),
+                (True, "half_open"),
+            ],
+        ),
     ],
 )
 def test_breaker_transitions(events, expected):

@@ -1,3 +1,4 @@
+import itertools
 import random
 import re
 
@@ -36,10 +37,7 @@ def assert_covers(text: str, chunks: list[str]) -> None:
         found = {}
         start = flat.find(piece)
         while start != -1:
-            if any(
-                (start == 0 if first else previous < start <= end)
-                for previous, end in placements.items()
-            ):
+            if any((start == 0 if first else previous < start <= end) for previous, end in placements.items()):
                 found[start] = start + len(piece)
             start = flat.find(piece, start + 1)
         assert found, f"chunk out of order or text lost before it: {chunk!r}"
@@ -57,38 +55,56 @@ def assert_covers(text: str, chunks: list[str]) -> None:
         pytest.param("  padded  text \n", 5, 0, ["padded  text"], id="short text stripped"),
         pytest.param("a b c d e f g", 3, 0, ["a b c", "d e f", "g"], id="words, no overlap"),
         pytest.param("a b c d e f g", 3, 1, ["a b c", "c d e", "e f g"], id="words, overlap 1"),
-        pytest.param(
-            "a b c d e f g h", 4, 2, ["a b c d", "c d e f", "e f g h"], id="words, overlap 2"
-        ),
+        pytest.param("a b c d e f g h", 4, 2, ["a b c d", "c d e f", "e f g h"], id="words, overlap 2"),
         pytest.param("a b c d", 1, 0, ["a", "b", "c", "d"], id="one word per chunk"),
         pytest.param("a b\n\nc d e f", 4, 0, ["a b", "c d e f"], id="paragraph break"),
         pytest.param(
-            "a\n\nb c d e f g", 4, 0, ["a\n\nb c d", "e f g"],
+            "a\n\nb c d e f g",
+            4,
+            0,
+            ["a\n\nb c d", "e f g"],
             id="paragraph break too early to cut at",
         ),
         pytest.param(
-            "One two. Three four five. Six", 5, 0, ["One two. Three four five.", "Six"],
+            "One two. Three four five. Six",
+            5,
+            0,
+            ["One two. Three four five.", "Six"],
             id="sentence end at the limit",
         ),
         pytest.param(
-            "One two three. Four five six", 4, 0, ["One two three.", "Four five six"],
+            "One two three. Four five six",
+            4,
+            0,
+            ["One two three.", "Four five six"],
             id="sentence before word",
         ),
         pytest.param(
-            "Is it? Yes (it is!) no more words", 4, 0, ["Is it?", "Yes (it is!)", "no more words"],
+            "Is it? Yes (it is!) no more words",
+            4,
+            0,
+            ["Is it?", "Yes (it is!)", "no more words"],
             id="question and bracketed exclamation",
         ),
         pytest.param(
-            "a b. c\n\nd e. f g h", 5, 0, ["a b. c", "d e. f g h"],
+            "a b. c\n\nd e. f g h",
+            5,
+            0,
+            ["a b. c", "d e. f g h"],
             id="paragraph before sentence",
         ),
         pytest.param("a b c\nd e f g", 4, 0, ["a b c", "d e f g"], id="line break"),
         pytest.param(
-            "a b c d\n\ne f g h\n\ni j", 4, 1, ["a b c d", "d\n\ne f g", "g h\n\ni j"],
+            "a b c d\n\ne f g h\n\ni j",
+            4,
+            1,
+            ["a b c d", "d\n\ne f g", "g h\n\ni j"],
             id="paragraphs with overlap",
         ),
         pytest.param(
-            "One two three. Four five six seven eight", 5, 2,
+            "One two three. Four five six seven eight",
+            5,
+            2,
             ["One two three.", "two three. Four five six", "five six seven eight"],
             id="overlap carries the previous sentence end",
         ),
@@ -102,27 +118,37 @@ def test_chunk_text_with_word_counter(text, max_tokens, overlap, expected):
     ("text", "max_tokens", "overlap", "expected"),
     [
         pytest.param(
-            "我喜欢学习中文。每天练习写汉字，也听播客。", 8, 0,
+            "我喜欢学习中文。每天练习写汉字，也听播客。",
+            8,
+            0,
             ["我喜欢学习中文。", "每天练习写汉字，", "也听播客。"],
             id="sentence and clause ends",
         ),
         pytest.param(
-            "我喜欢学习中文。每天练习写汉字，也听播客。", 8, 2,
+            "我喜欢学习中文。每天练习写汉字，也听播客。",
+            8,
+            2,
             ["我喜欢学习中文。", "文。每天练习写汉", "写汉字，", "字，也听播客。"],
             id="overlap in characters",
         ),
         pytest.param(
-            "日本語のテキストも分けられます", 5, 0,
+            "日本語のテキストも分けられます",
+            5,
+            0,
             ["日本語のテ", "キストも分", "けられます"],
             id="kana and kanji, no punctuation",
         ),
         pytest.param(
-            "한국어 문장도 나눌 수 있습니다", 4, 0,
+            "한국어 문장도 나눌 수 있습니다",
+            4,
+            0,
             ["한국어", "문장도", "나눌 수", "있습니다"],
             id="hangul: spaces first, then characters",
         ),
         pytest.param(
-            "Learn 中文 with me. 我们一起学习吧！", 6, 0,
+            "Learn 中文 with me. 我们一起学习吧！",
+            6,
+            0,
             ["Learn 中文 with me.", "我们一起学习", "吧！"],
             id="mixed scripts",
         ),
@@ -138,7 +164,9 @@ def test_chunk_text_splits_cjk_between_characters(text, max_tokens, overlap, exp
     ("text", "max_tokens", "expected"),
     [
         pytest.param(
-            "abcdefghijklmnopqrstuvwxy", 10, ["abcdefghij", "klmnopqrst", "uvwxy"],
+            "abcdefghijklmnopqrstuvwxy",
+            10,
+            ["abcdefghij", "klmnopqrst", "uvwxy"],
             id="one long word",
         ),
         pytest.param("ab " + "x" * 12 + " cd", 5, ["ab", "xxxxx", "xxxxx", "xx cd"], id="inside text"),
@@ -173,10 +201,34 @@ def test_chunk_text_rejects_invalid_arguments(text, max_tokens, overlap):
         chunk_text(text, max_tokens, overlap, words)
 
 
-_VOCABULARY = (
-    "the a of postgres vector embedding queue trigger row table index chunk token model search "
-    "listener webhook job retry lease notify transaction commit rollback schema migration"
-).split()
+_VOCABULARY = [
+    "the",
+    "a",
+    "of",
+    "postgres",
+    "vector",
+    "embedding",
+    "queue",
+    "trigger",
+    "row",
+    "table",
+    "index",
+    "chunk",
+    "token",
+    "model",
+    "search",
+    "listener",
+    "webhook",
+    "job",
+    "retry",
+    "lease",
+    "notify",
+    "transaction",
+    "commit",
+    "rollback",
+    "schema",
+    "migration",
+]
 
 
 def random_text(rng: random.Random) -> str:
@@ -204,7 +256,7 @@ def test_chunk_text_properties_with_word_counter(seed):
         assert chunk == chunk.strip() and chunk
         assert words(chunk) <= max_tokens
     assert_covers(text, chunks)
-    for previous, current in zip(chunks, chunks[1:]):
+    for previous, current in itertools.pairwise(chunks):
         carried = min(overlap, words(previous) - 1)
         if carried:
             assert current.split()[:carried] == previous.split()[-carried:]
@@ -216,9 +268,7 @@ def _odd_counter(text: str) -> int:
 
 
 @pytest.mark.parametrize("seed", range(40))
-@pytest.mark.parametrize(
-    "counter", [characters, cjk_characters, _odd_counter], ids=["characters", "cjk", "odd"]
-)
+@pytest.mark.parametrize("counter", [characters, cjk_characters, _odd_counter], ids=["characters", "cjk", "odd"])
 def test_chunk_text_fits_any_counter(seed, counter):
     rng = random.Random(seed)
     text = random_text(rng)
@@ -265,10 +315,34 @@ def test_chunk_text_with_the_real_tokenizer_on_a_megabyte():
         return model.token_count(text) - empty
 
     rng = random.Random(2024)
-    lorem = (
-        "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
-        "incididunt ut labore et dolore magna aliqua ut enim ad minim veniam quis nostrud"
-    ).split()
+    lorem = [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+        "consectetur",
+        "adipiscing",
+        "elit",
+        "sed",
+        "do",
+        "eiusmod",
+        "tempor",
+        "incididunt",
+        "ut",
+        "labore",
+        "et",
+        "dolore",
+        "magna",
+        "aliqua",
+        "ut",
+        "enim",
+        "ad",
+        "minim",
+        "veniam",
+        "quis",
+        "nostrud",
+    ]
     paragraphs: list[str] = []
     size = 0
     while size < 1_000_000:

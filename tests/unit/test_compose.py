@@ -74,8 +74,11 @@ def read_variables() -> set[str]:
     names = set(re.findall(r'"([A-Z][A-Z0-9_]+)"', (ROOT / "embedq" / "settings.py").read_text(encoding="utf-8")))
     for package in ("embedq", "listener", "webhook"):
         for source in (ROOT / package).rglob("*.py"):
-            names |= set(re.findall(r'(?:environ\.get|getenv|environ\[)\(?\s*"([A-Z][A-Z0-9_]+)"',
-                                    source.read_text(encoding="utf-8")))
+            names |= set(
+                re.findall(
+                    r'(?:environ\.get|getenv|environ\[)\(?\s*"([A-Z][A-Z0-9_]+)"', source.read_text(encoding="utf-8")
+                )
+            )
     return names
 
 
@@ -193,9 +196,18 @@ def test_every_environment_variable_is_one_embedq_reads(compose, services):
 
 def test_the_app_services_get_the_documented_settings(services):
     documented = {
-        "DATABASE_URL", "EMBEDQ_PROVIDER", "EMBEDQ_MODEL", "EMBEDQ_DIMENSIONS", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-        "QSTASH_TOKEN", "QSTASH_URL", "QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY",
-        "EMBEDQ_WEBHOOK_URL", "EMBEDQ_LOG_FORMAT",
+        "DATABASE_URL",
+        "EMBEDQ_PROVIDER",
+        "EMBEDQ_MODEL",
+        "EMBEDQ_DIMENSIONS",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "QSTASH_TOKEN",
+        "QSTASH_URL",
+        "QSTASH_CURRENT_SIGNING_KEY",
+        "QSTASH_NEXT_SIGNING_KEY",
+        "EMBEDQ_WEBHOOK_URL",
+        "EMBEDQ_LOG_FORMAT",
     }
     for name in APP_SERVICES:
         env = environment(services[name])
@@ -282,20 +294,33 @@ def test_the_dockerfile_installs_the_package_after_copying_it():
 
 def test_the_dockerfile_healthcheck_calls_healthz_with_python():
     (arguments,) = [a for k, a in final_stage() if k == "HEALTHCHECK"]
-    exec_form = json.loads(arguments[arguments.index("CMD") + 3:].strip())
+    exec_form = json.loads(arguments[arguments.index("CMD") + 3 :].strip())
     assert exec_form[:2] == ["python", "-c"]
     assert "/healthz" in exec_form[2] and "urllib" in exec_form[2]
     compile(exec_form[2], "<healthcheck>", "exec")
 
 
 def test_the_dockerignore_keeps_local_state_out_and_the_package_in():
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for excluded in (".venv", ".embedq", ".git"):
         assert excluded in patterns
-    needed = ["pyproject.toml", "README.md", "alembic.ini", "sql/roles.sql", "sql/queries.sql",
-              "sql/schema/0001_embedq.sql", "alembic/env.py", "embedq/cli.py", "listener/worker.py",
-              "webhook/app.py", "webhook/dashboard.html"]
+    needed = [
+        "pyproject.toml",
+        "README.md",
+        "alembic.ini",
+        "sql/roles.sql",
+        "sql/queries.sql",
+        "sql/schema/0001_embedq.sql",
+        "alembic/env.py",
+        "embedq/cli.py",
+        "listener/worker.py",
+        "webhook/app.py",
+        "webhook/dashboard.html",
+    ]
     for path in needed:
         assert (ROOT / path).exists(), path
         for pattern in patterns:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.qstash_server.signing import body_hash, claims, encode, sign
 from embedq.webhook.signature import InvalidSignature, SignatureVerifier
+from tests.qstash_server.signing import body_hash, claims, encode, sign
 
 CURRENT_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
 NEXT_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
@@ -73,9 +73,11 @@ CASES = {
     "alg none": Case(forged(algorithm="none"), "algorithm"),
     "alg HS512 with the right key": Case(forged(algorithm="HS512"), "algorithm"),
     "signature of another token": Case(
-        lambda now: sign(CURRENT_KEY, URL, BODY, now).rsplit(".", 1)[0]
-        + "."
-        + sign(CURRENT_KEY, URL, b"other", now).rsplit(".", 1)[1],
+        lambda now: (
+            sign(CURRENT_KEY, URL, BODY, now).rsplit(".", 1)[0]
+            + "."
+            + sign(CURRENT_KEY, URL, b"other", now).rsplit(".", 1)[1]
+        ),
         "current or the next signing key",
     ),
 }
