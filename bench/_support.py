@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 
 from embedq import embedded, migrations
+from embedq.resources import read_sql
 
 
 @contextlib.contextmanager
@@ -40,6 +41,8 @@ def scratch_database() -> Iterator[str]:
     dsn = embedded.with_database(server_uri, name)
     try:
         migrations.upgrade(dsn)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(read_sql("sample/schema.sql"))  # the benchmarks write the sample tables
         yield dsn
     finally:
         with psycopg.connect(server_uri, autocommit=True) as admin:

@@ -1,69 +1,86 @@
-"""Rows to text: one builder per content type, pure functions.
+"""Rows to text, pure functions: a row arrives as {field: value} decoded from jsonb.
 
-A row arrives as {field: value} decoded from jsonb. The builder registered for its content type
-turns the registered fields into labelled, cleaned text; a content type without one gets the
-generic builder (registered fields in order, labels from the column names), so users who register
-their own tables need no code.
+A source's text comes from its registration: the `template` given to
+`embedq.register_source(...)`, or, without one, every registered field in order as
+`Label: value` with a label made from the column name. Users change the wording with a
+template, never with code.
 
-To give a content type its own wording, add a `Layout` (or any `TextBuilder`) to `BUILDERS`.
+A template is lines of text with `{column}` placeholders (`{{` and `}}` for literal braces):
+
+    Course: {title}
+    Tags: {tags}
+    {description}
+
+- each line is one section; a line whose placeholders are all empty is left out, a line
+  without placeholders is kept as written;
+- a line that is a placeholder alone, or that renders to several lines, is a block: it is set
+  off by blank lines so the chunker sees it as its own paragraph;
+- values are cleaned (controls, whitespace, NFC); arrays become "a, b", JSON objects
+  "key: value; key: value".
 """
 
 from __future__ import annotations
 
 import math
 import re
+import string
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 
-class TextBuilder(Protocol):
-    def __call__(self, fields: Sequence[str], values: Mapping[str, Any]) -> str: ...
+def default_template(fields: Sequence[str]) -> str:
+    """The template of a source registered without one: `Label: {field}` per registered field."""
+    return "\n".join(f"{escape_literal(field_label(field))}: {{{field}}}" for field in fields)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Named fields in a fixed order with fixed labels (None: the value stands alone).
-
-    Registered fields the layout does not name follow in registry order with generic labels;
-    fields it names but the source does not register are left out (their changes never
-    re-embed, so they must not be in the text either).
-    """
-
-    labels: tuple[tuple[str, str | None], ...] = ()
-
-    def __call__(self, fields: Sequence[str], values: Mapping[str, Any]) -> str:
-        registered = set(fields)
-        named = dict(self.labels)
-        ordered = [(field, label) for field, label in self.labels if field in registered]
-        ordered += [(field, field_label(field)) for field in fields if field not in named]
-        return join_sections([(label, format_value(values.get(field))) for field, label in ordered])
+def escape_literal(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
 
 
-GENERIC = Layout()
-
-BUILDERS: dict[str, TextBuilder] = {
-    "profile": Layout((("display_name", "Name"), ("bio", "Bio"), ("interests", "Interests"))),
-    "course": Layout(
-        (
-            ("title", "Course"),
-            ("category", "Category"),
-            ("tags", "Tags"),
-            ("description", "Description"),
-            ("requirements", "Requirements"),
-            ("learning_objectives", "Learning objectives"),
-        )
-    ),
-    "lesson": Layout((("title", "Lesson"), ("description", None), ("content", None))),
-    "post": Layout((("title", "Post"), ("body", None))),
-    "comment": Layout((("body", "Comment"),)),
-}
+def template_fields(template: str) -> list[str]:
+    """The columns a template names, in order of first use. Raises ValueError for a malformed
+    template (an unclosed brace, a format spec, an empty placeholder)."""
+    names: list[str] = []
+    for line in template.splitlines():
+        for name in _line_fields(line):
+            if name not in names:
+                names.append(name)
+    return names
 
 
-def build_text(content_type: str, fields: Sequence[str], values: Mapping[str, Any]) -> str:
-    """The text embedded for one row; "" when no registered field has any content."""
-    return BUILDERS.get(content_type, GENERIC)(fields, values)
+def _line_fields(line: str) -> list[str]:
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(line):
+        if name is None:
+            continue
+        if not name or spec or conversion:
+            raise ValueError(
+                f"placeholder {{{name}{'!' + conversion if conversion else ''}"
+                f"{':' + spec if spec else ''}}} must be a plain {{column}}"
+            )
+        names.append(name)
+    return names
+
+
+def build_text(fields: Sequence[str], values: Mapping[str, Any], template: str | None = None) -> str:
+    """The text embedded for one row; "" when no placeholder has any content."""
+    sections: list[tuple[str, bool]] = []
+    for line in (template if template is not None else default_template(fields)).splitlines():
+        line = line.rstrip()
+        if not line.strip():
+            continue
+        names = _line_fields(line)
+        if not names:
+            sections.append((line.replace("{{", "{").replace("}}", "}"), False))
+            continue
+        rendered = {name: format_value(values.get(name)) for name in names}
+        if not any(rendered.values()):
+            continue
+        text = line.format_map(rendered)
+        alone = line.strip() == f"{{{names[0]}}}" and len(names) == 1
+        sections.append((text.strip() if alone else text, alone or "\n" in text))
+    return join_sections(sections)
 
 
 # --- labels -------------------------------------------------------------------------------------
@@ -89,16 +106,14 @@ def _key_label(key: object) -> str:
 # --- sections -----------------------------------------------------------------------------------
 
 
-def join_sections(sections: Sequence[tuple[str | None, str]]) -> str:
-    """Labelled one-line sections go on consecutive lines; a multi-line or unlabelled section
-    is set off by blank lines, so the chunker sees it as its own paragraph."""
+def join_sections(sections: Sequence[tuple[str, bool]]) -> str:
+    """One-line sections go on consecutive lines; a block (`(text, True)`) is set off by blank
+    lines, so the chunker sees it as its own paragraph."""
     parts: list[str] = []
     previous_block = False
-    for label, value in sections:
-        if not value:
+    for text, block in sections:
+        if not text:
             continue
-        block = label is None or "\n" in value
-        text = value if label is None else f"{label}: {value}"
         if parts:
             parts.append("\n\n" if block or previous_block else "\n")
         parts.append(text)

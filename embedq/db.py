@@ -63,11 +63,18 @@ def storable_text(text: str) -> str:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await register_vector_codec(conn)
+
+
+async def register_vector_codec(conn: asyncpg.Connection) -> bool:
+    """Teach the connection pgvector's types. False while the type does not exist yet (before
+    `embedq migrate`); a connection opened before the migration calls this again after it
+    (pools: `Pool.expire_connections()`, so each connection is made again)."""
     try:
         await register_vector(conn)
     except ValueError:
-        # vector type not installed yet (before `embedq migrate`): plain queries still work
-        pass
+        return False
+    return True
 
 
 async def connect(dsn: str, application_name: str, **kwargs: Any) -> asyncpg.Connection:
@@ -77,6 +84,12 @@ async def connect(dsn: str, application_name: str, **kwargs: Any) -> asyncpg.Con
         raise DatabaseUnavailable(f"cannot connect to {describe(dsn)}: {exc}") from exc
     await _init_connection(conn)
     return conn
+
+
+async def check_reachable(dsn: str, application_name: str) -> None:
+    """DatabaseUnavailable with a one-line reason, or nothing."""
+    conn = await connect(dsn, application_name)
+    await conn.close()
 
 
 async def create_pool(dsn: str, application_name: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -1,4 +1,4 @@
-"""`embedq demo`: the whole product in one command on the embedded database."""
+"""`embedq demo`: the whole product in one command, on the embedded database by default."""
 
 from __future__ import annotations
 
@@ -9,31 +9,32 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from embedq import db, migrations
+from embedq.display import hits_table
+from embedq.listener import Listener
 from embedq.providers import create_embedder
 from embedq.queries import query
+from embedq.sample import create_sample_app, insert_sample_rows, sample_rows_present, sample_searches
 from embedq.search import search
 from embedq.settings import Settings
 
 
 async def run_demo(settings: Settings, console: Console) -> None:
-    from embedq.cli import hits_table
-    from embedq.listener import Listener
-    from embedq.sample_data import SAMPLE_SEARCHES, insert_sample
-
     # The progress bar tells the story; per-batch log lines would tear it apart.
-    for name in ("embedq", "listener"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logging.getLogger("embedq").setLevel(max(logging.WARNING, logging.getLogger().level))
     dsn = db.resolve_dsn(settings)
     where = "embedded PostgreSQL in " + str(settings.data_dir) if settings.embedded else db.describe(dsn)
     console.print(f"[bold]embedq demo[/] on {where}")
-    conn = await db.connect(dsn, f"{settings.application_name}-demo")  # a clear error if unreachable
+    await db.check_reachable(dsn, f"{settings.application_name}-demo")  # a clear error if unreachable
     await asyncio.to_thread(migrations.upgrade, dsn)
     console.print(f"schema at revision {migrations.current(dsn)}")
 
+    # opened after the migration: the connection registers the vector type the migration created
+    conn = await db.connect(dsn, f"{settings.application_name}-demo")
     embedder = create_embedder(settings)
     try:
-        if await conn.fetchval("SELECT count(*) FROM courses") == 0:
-            counts = await insert_sample(conn)
+        await create_sample_app(conn)
+        if not await sample_rows_present(conn):
+            counts = await insert_sample_rows(conn)
             console.print("sample rows written: " + ", ".join(f"{n} {t}s" for t, n in counts.items()))
         else:
             console.print("sample rows already present; embedding whatever is queued")
@@ -59,9 +60,10 @@ async def run_demo(settings: Settings, console: Console) -> None:
             f"{totals.failed} failed, {totals.dead} dead"
         )
 
-        for text, content_type in SAMPLE_SEARCHES:
-            hits = await search(conn, embedder, text, k=3, content_types=[content_type] if content_type else None)
-            title = f"search: {text}" + (f"  (type: {content_type})" if content_type else "")
+        for sample in sample_searches():
+            types = [sample.content_type] if sample.content_type else None
+            hits = await search(conn, embedder, sample.text, k=3, content_types=types)
+            title = f"search: {sample.text}" + (f"  (type: {sample.content_type})" if sample.content_type else "")
             console.print(hits_table(title, hits))
         console.print('try: [bold]embedq search "how do I make bread"[/], [bold]embedq status[/]')
     finally:

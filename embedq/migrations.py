@@ -1,17 +1,21 @@
 """Migrations: alembic revisions stay thin and apply the plain .sql files in sql/.
 
 `embedq migrate` == `alembic upgrade head`. Function files are idempotent
-(CREATE OR REPLACE) and re-applied by any revision that changes them.
+(CREATE OR REPLACE) and re-applied by any revision that changes them. embedq's history lives in
+its own version table, `embedq.alembic_version`: an application's own Alembic history (in
+`public.alembic_version`) is never read or written.
 """
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 from embedq.resources import alembic_dir, read_sql
 
 MIGRATION_LOCK_ID = 7_406_219_001
 FUNCTION_FILES = ("functions/sources.sql", "functions/jobs.sql", "functions/search.sql")
+VERSION_SCHEMA = "embedq"
+VERSION_TABLE = "alembic_version"
 
 
 def sqlalchemy_url(dsn: str | None) -> str:
@@ -27,8 +31,10 @@ def sqlalchemy_url(dsn: str | None) -> str:
     return dsn
 
 
-def sample_schema_wanted() -> bool:
-    return os.environ.get("EMBEDQ_SAMPLE_SCHEMA", "1").strip().lower() not in ("0", "false", "no", "off")
+def adopt_legacy_version(connection: Any) -> None:
+    """embedq 0.1 kept its revision in public.alembic_version; move it to embedq's own table
+    (sql/schema/legacy_version_adopt.sql says when)."""
+    connection.connection.driver_connection.execute(read_sql("schema/legacy_version_adopt.sql"))
 
 
 def apply_sql(*relative_paths: str) -> None:
@@ -68,7 +74,10 @@ def current(dsn: str) -> str | None:
     engine = create_engine(sqlalchemy_url(dsn), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            context = MigrationContext.configure(
+                connection, opts={"version_table": VERSION_TABLE, "version_table_schema": VERSION_SCHEMA}
+            )
+            return context.get_current_revision()
     finally:
         engine.dispose()
 

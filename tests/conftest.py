@@ -10,10 +10,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
+import psycopg
 import pytest
 from pytest_postgresql import factories
 
 from embedq import db, migrations
+from embedq.resources import read_sql
 from embedq.settings import Settings
 
 
@@ -57,7 +59,12 @@ def dsn_for(host: str, port: int | str, user: str, dbname: str) -> str:
 
 
 def migrate_template(host, port, user, dbname, password=None, autocommit=None) -> None:
-    migrations.upgrade(dsn_for(host, port, user, dbname))
+    """embedq's schema through the real migrations, then the sample application (embedq_sample)
+    that most tests write to, as `embedq sample` creates it."""
+    dsn = dsn_for(host, port, user, dbname)
+    migrations.upgrade(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(read_sql("sample/schema.sql"))
 
 
 postgresql_noproc = factories.postgresql_noproc(

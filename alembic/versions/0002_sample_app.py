@@ -1,10 +1,13 @@
-"""The sample application tables, registered as sources (skipped with EMBEDQ_SAMPLE_SCHEMA=0).
+"""Nothing: embedq 0.1 created the sample application here, in `public`.
+
+The sample application is now created only by `embedq sample` (and `embedq demo`), in its own
+schema `embedq_sample`: `embedq migrate` creates and changes embedq's own objects only. A
+database migrated by 0.1 keeps its sample tables (they may hold data); downgrading never drops
+them.
 
 Revision ID: 0002
 Revises: 0001
 """
-
-from embedq.migrations import apply_sql, sample_schema_wanted
 
 revision = "0002"
 down_revision = "0001"
@@ -13,9 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if sample_schema_wanted():
-        apply_sql("schema/0002_sample_app.sql")
+    pass
 
 
 def downgrade() -> None:
-    apply_sql("schema/0002_sample_app_down.sql")
+    pass

@@ -40,7 +40,8 @@ CREATE OR REPLACE FUNCTION embedq.register_source(
     source_table regclass,
     fields text[],
     priority integer DEFAULT 3,
-    key_column text DEFAULT 'id'
+    key_column text DEFAULT 'id',
+    template text DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -58,6 +59,7 @@ DECLARE
     v_names record;
     v_schema name;
     v_persistence "char";
+    v_unknown text;
 BEGIN
     IF v_content_type IS NULL OR v_content_type !~ '^[a-z][a-z0-9_]{0,39}$' THEN
         RAISE EXCEPTION 'embedq: content type % is not valid', quote_literal(coalesce(v_content_type, 'NULL'))
@@ -122,6 +124,29 @@ BEGIN
         v_field_types := v_field_types || v_type;
     END LOOP;
 
+    -- A template may only name registered fields: a change to any other column would not
+    -- re-embed, and the text would go stale. {{ and }} are literal braces.
+    IF template IS NOT NULL THEN
+        IF replace(replace(regexp_replace(replace(replace(template, '{{', ''), '}}', ''), '\{[^{}]*\}', '', 'g'),
+                           '{', ''), '}', '') IS DISTINCT FROM
+           regexp_replace(replace(replace(template, '{{', ''), '}}', ''), '\{[^{}]*\}', '', 'g') THEN
+            RAISE EXCEPTION 'embedq: template has an unmatched brace (write {{ or }} for a literal one)'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT string_agg(DISTINCT quote_ident(m[1]), ', ') INTO v_unknown
+        FROM regexp_matches(replace(replace(template, '{{', ''), '}}', ''), '\{([^{}]*)\}', 'g') AS m
+        WHERE NOT m[1] = ANY (fields);
+        IF v_unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'embedq: template names %, which is not among the registered fields %', v_unknown, fields
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A template may only use registered fields: their changes are what re-embeds a row.';
+        END IF;
+        IF NOT template ~ '\{[^{}]+\}' THEN
+            RAISE EXCEPTION 'embedq: template names no field: it needs at least one {column}'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END IF;
+
     SELECT string_agg(embedq._comparable('n', f.name, f.type), ', ' ORDER BY f.ord),
            string_agg(embedq._comparable('o', f.name, f.type), ', ' ORDER BY f.ord)
     INTO v_new_fields, v_old_fields
@@ -131,8 +156,8 @@ BEGIN
     PERFORM embedq.unregister_source(v_content_type, cancel_jobs => false)
     FROM embedq.sources s WHERE s.content_type = v_content_type;
 
-    INSERT INTO embedq.sources (content_type, table_name, key_column, fields, priority)
-    VALUES (v_content_type, v_table, key_column, fields, priority);
+    INSERT INTO embedq.sources (content_type, table_name, key_column, fields, priority, template)
+    VALUES (v_content_type, v_table, key_column, fields, priority, template);
 
     -- INSERT and DELETE: every row in the transition table is queued, with the statement's op.
     FOR v_names IN

@@ -25,24 +25,30 @@ def test_migrating_twice_changes_nothing(dsn):
     assert migrations.current(dsn) == migrations.head()
 
 
-def test_downgrade_to_base_and_upgrade_again(dsn):
+def test_downgrade_to_base_removes_what_embedq_made_and_upgrade_builds_it_again(dsn):
     migrations.downgrade(dsn, "base")
     assert migrations.current(dsn) is None
     with psycopg.connect(dsn) as conn:
-        assert conn.execute("SELECT to_regclass('embedq.jobs'), to_regclass('public.courses')").fetchone() == (
-            None,
-            None,
+        assert conn.execute("SELECT to_regclass('embedq.jobs')").fetchone() == (None,)
+        embedq_functions = "SELECT count(*) FROM pg_proc WHERE pronamespace = 'embedq'::regnamespace"
+        assert conn.execute(embedq_functions).fetchone() == (0,)
+        # the registered tables stay, without embedq's triggers
+        assert conn.execute("SELECT to_regclass('embedq_sample.courses') IS NOT NULL").fetchone() == (True,)
+        triggers = (
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'embedq_sample.courses'::regclass AND NOT tgisinternal"
         )
+        assert conn.execute(triggers).fetchone() == (0,)
     migrations.upgrade(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO courses (title) VALUES ('after round trip')")
+        conn.execute(read_sql("sample/schema.sql"))  # `embedq sample` registers the tables again
+        conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('after round trip')")
         assert conn.execute("SELECT embedq.jobs_ingest()").fetchone() == (1,)
 
 
 def test_jobs_queued_before_the_model_column_survive_the_upgrade(dsn):
     migrations.downgrade(dsn, "0002")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO posts (title) VALUES ('queued by an older embedq')")
+        conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('queued by an older embedq')")
         # the 0002-era ingest, as that version ran it
         conn.execute("""INSERT INTO embedq.jobs (content_type, source_id, op, priority)
                         SELECT content_type, unnest(source_ids), op, priority FROM embedq.job_inbox""")
@@ -63,7 +69,7 @@ def _schema_dump(dsn: str) -> str:
             str(POSTGRES_BIN_PATH / "pg_dump"),
             "--schema-only",
             "--no-owner",
-            "--exclude-table=public.alembic_version",
+            "--exclude-table=embedq.alembic_version",
             "--restrict-key=embedq",
             dsn,
         ],
@@ -85,8 +91,9 @@ def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embe
             for relative in (
                 "schema/0001_embedq.sql",
                 "schema/0003_model_jobs.sql",
+                "schema/0004_sources_template.sql",
                 *migrations.FUNCTION_FILES,
-                "schema/0002_sample_app.sql",
+                "sample/schema.sql",
             ):
                 conn.execute(read_sql(relative))
         assert _schema_dump(direct_dsn) == _schema_dump(dsn)

@@ -183,7 +183,7 @@ def test_the_roles_service_applies_roles_sql_after_migrate(services):
 
 def test_every_environment_variable_is_one_embedq_reads(compose, services):
     known = read_variables()
-    assert {"DATABASE_URL", "EMBEDQ_PROVIDER", "QSTASH_TOKEN", "EMBEDQ_WEBHOOK_URL", "EMBEDQ_SAMPLE_SCHEMA"} <= known
+    assert {"DATABASE_URL", "EMBEDQ_PROVIDER", "QSTASH_TOKEN", "EMBEDQ_WEBHOOK_URL"} <= known
     named: dict[str, str] = {}
     for service_name, service in services.items():
         for variable in environment(service):
@@ -213,7 +213,6 @@ def test_the_app_services_get_the_documented_settings(services):
         env = environment(services[name])
         assert documented <= set(env), f"{name} lacks {documented - set(env)}"
         assert env["EMBEDQ_LOG_FORMAT"] == "json"
-    assert "EMBEDQ_SAMPLE_SCHEMA" in environment(services["migrate"])
     webhook = environment(services["webhook"])
     assert {"EMBEDQ_HOST", "EMBEDQ_PORT"} <= set(webhook)
 

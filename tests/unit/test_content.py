@@ -3,8 +3,17 @@ import unicodedata
 
 import pytest
 
-from embedq.content import BUILDERS, build_text, field_label
+from embedq.content import build_text, default_template, field_label, template_fields
 
+# the sample application's registrations (sql/sample/schema.sql): fields and templates
+TEMPLATES = {
+    "profile": "Name: {display_name}\nBio: {bio}\nInterests: {interests}",
+    "course": "Course: {title}\nCategory: {category}\nTags: {tags}\nDescription: {description}\n"
+    "Requirements: {requirements}\nLearning objectives: {learning_objectives}",
+    "lesson": "Lesson: {title}\n{description}\n{content}",
+    "post": "Post: {title}\n{body}",
+    "comment": "Comment: {body}",
+}
 PROFILE = ["display_name", "bio", "interests"]
 COURSE = ["title", "description", "category", "tags", "requirements", "learning_objectives"]
 LESSON = ["title", "description", "content"]
@@ -69,8 +78,8 @@ COMMENT = ["body"]
             "course",
             [*COURSE, "level"],
             {"title": "Knife Skills", "tags": [], "level": "beginner", "price_cents": 900},
-            "Course: Knife Skills\nLevel: beginner",
-            id="course: extra registered field last, unregistered column ignored",
+            "Course: Knife Skills",
+            id="course: a template is the whole text (a registered field it leaves out is not in it)",
         ),
         pytest.param(
             "lesson",
@@ -87,11 +96,11 @@ COMMENT = ["body"]
             id="post",
         ),
         pytest.param(
-            "post",
+            "article",
             ["body"],
             {"title": "Not registered", "body": "Only the body."},
-            "Only the body.",
-            id="post: only registered fields count",
+            "Body: Only the body.",
+            id="no template: only registered fields count",
         ),
         pytest.param("comment", COMMENT, {"body": "Nice one"}, "Comment: Nice one", id="comment"),
         pytest.param("comment", COMMENT, {"body": " \n\t "}, "", id="comment: whitespace only"),
@@ -165,7 +174,53 @@ COMMENT = ["body"]
     ],
 )
 def test_build_text(content_type, fields, values, expected):
-    assert build_text(content_type, fields, values) == expected
+    assert build_text(fields, values, TEMPLATES.get(content_type)) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "values", "expected"),
+    [
+        pytest.param("Price: {price} {currency}", {"price": 12, "currency": "EUR"}, "Price: 12 EUR", id="two fields"),
+        pytest.param(
+            "Price: {price} {currency}",
+            {"price": None, "currency": "EUR"},
+            "Price:  EUR",
+            id="a line stays while any of its fields has content",
+        ),
+        pytest.param("Price: {price} {currency}", {}, "", id="a line whose fields are all empty goes"),
+        pytest.param("Recipe card\nName: {name}", {"name": "Dal"}, "Recipe card\nName: Dal", id="literal line kept"),
+        pytest.param("Recipe card\nName: {name}", {}, "Recipe card", id="literal line kept alone"),
+        pytest.param("{{json}} {name}", {"name": "Dal"}, "{json} Dal", id="escaped braces"),
+        pytest.param("\n\nName: {name}\n\n", {"name": "Dal"}, "Name: Dal", id="blank template lines ignored"),
+        pytest.param(
+            "Name: {name}\nNotes: {notes}",
+            {"name": "Dal", "notes": "One.\n\nTwo."},
+            "Name: Dal\n\nNotes: One.\n\nTwo.",
+            id="a value of several lines makes a block",
+        ),
+        pytest.param(
+            "{name}\nRating: {rating}",
+            {"name": "Dal", "rating": 4.0},
+            "Dal\n\nRating: 4",
+            id="a field alone on its line is a block",
+        ),
+        pytest.param("Name: {name}", {"name": "{x}"}, "Name: {x}", id="values are not templates"),
+    ],
+)
+def test_templates(template, values, expected):
+    assert build_text(template_fields(template), values, template) == expected
+
+
+def test_without_a_template_every_registered_field_is_labelled():
+    fields = ["displayName", "bio"]
+    assert default_template(fields) == "Display name: {displayName}\nBio: {bio}"
+    assert build_text(fields, {"displayName": "Ana", "bio": "Cook."}) == "Display name: Ana\nBio: Cook."
+
+
+@pytest.mark.parametrize("template", ["Name: {name", "Name: {name:>10}", "Name: {name!r}", "Name: {}"])
+def test_malformed_templates_are_refused(template):
+    with pytest.raises(ValueError):
+        template_fields(template)
 
 
 @pytest.mark.parametrize(
@@ -190,8 +245,8 @@ def test_build_text(content_type, fields, values, expected):
     ],
 )
 def test_build_text_cleans_values(raw, expected):
-    assert build_text("comment", COMMENT, {"body": raw}) == (f"Comment: {expected}" if expected else "")
-    assert build_text("note", ["text"], {"text": raw}) == (f"Text: {expected}" if expected else "")
+    assert build_text(COMMENT, {"body": raw}, TEMPLATES["comment"]) == (f"Comment: {expected}" if expected else "")
+    assert build_text(["text"], {"text": raw}) == (f"Text: {expected}" if expected else "")
 
 
 @pytest.mark.parametrize(
@@ -202,7 +257,7 @@ def test_build_text_cleans_values(raw, expected):
     ],
 )
 def test_build_text_cleans_nested_values(raw, expected):
-    assert build_text("note", ["x"], {"x": raw}) == unicodedata.normalize("NFC", f"X: {expected}")
+    assert build_text(["x"], {"x": raw}) == unicodedata.normalize("NFC", f"X: {expected}")
 
 
 @pytest.mark.parametrize(
@@ -221,10 +276,6 @@ def test_build_text_cleans_nested_values(raw, expected):
 )
 def test_field_label(column, label):
     assert field_label(column) == label
-
-
-def test_every_sample_type_has_a_builder():
-    assert set(BUILDERS) == {"profile", "course", "lesson", "post", "comment"}
 
 
 _ALPHABET = (
@@ -249,11 +300,11 @@ def _random_value(rng: random.Random, depth: int = 0):
 @pytest.mark.parametrize("seed", range(200))
 def test_build_text_output_is_always_clean(seed):
     rng = random.Random(seed)
-    content_type = rng.choice([*BUILDERS, "custom"])
-    fields = ["title", "body", "bio", "tags", "extra"]
+    template = rng.choice([*TEMPLATES.values(), None])
+    fields = ["title", "body", "bio", "tags", "extra", *(template_fields(template) if template else [])]
     values = {field: _random_value(rng) for field in fields}
 
-    text = build_text(content_type, fields, values)
+    text = build_text(fields, values, template)
 
     text.encode("utf-8")  # no lone surrogates
     assert text == text.strip()
