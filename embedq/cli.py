@@ -19,6 +19,7 @@ from rich.table import Table
 from embedq import db, logs
 from embedq.errors import EmbedqError, InvalidInput, NotFound
 from embedq.jobs import Job
+from embedq.qstash.messages import MAX_JOB_ID
 from embedq.queries import query
 from embedq.settings import Settings
 
@@ -44,6 +45,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def _settings() -> Settings:
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level)
+    if settings.embedded:
+        # a command that misses its URL must not quietly work on another database
+        sys.stderr.write(
+            f"embedq: DATABASE_URL is not set: using the embedded PostgreSQL in {settings.data_dir} (EMBEDQ_DATA_DIR)\n"
+        )
     return settings
 
 
@@ -132,7 +138,6 @@ def status(as_json: JsonOption = False) -> None:
 
 # -- jobs ----------------------------------------------------------------------------------
 
-MAX_JOB_ID = 2**63 - 1  # bigint
 JobId = Annotated[int, typer.Argument(help="The job id (see `embedq status`).", min=1, max=MAX_JOB_ID)]
 
 
@@ -254,7 +259,7 @@ async def _serve_forever(settings: Settings, *, with_listener: bool, port: int, 
 
     from embedq.listener import Listener
     from embedq.providers import create_embedder
-    from embedq.schedules import upsert_qstash_schedules
+    from embedq.qstash.schedules import upsert_qstash_schedules
     from embedq.webhook.app import create_app
 
     dsn = db.resolve_dsn(settings)
@@ -390,24 +395,9 @@ def search(
     if as_json:
         _print_json([h.as_json() for h in hits])
         return
+    from embedq.display import hits_table
+
     console.print(hits_table(f"search: {text}", hits))
-
-
-def hits_table(title: str, hits) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("score", justify="right")
-    table.add_column("type")
-    table.add_column("id", justify="right")
-    table.add_column("content")
-    for hit in hits:
-        snippet = " ".join(hit.content.split())
-        table.add_row(
-            f"{hit.similarity:.3f}",
-            hit.content_type,
-            hit.source_id,
-            snippet[:110] + ("..." if len(snippet) > 110 else ""),
-        )
-    return table
 
 
 # -- backfill ------------------------------------------------------------------------------
@@ -777,6 +767,33 @@ def models_activate(name: Annotated[str, typer.Argument(help="A model from `embe
             f"warning: {queued} jobs of {name} are still queued; search misses those rows until they are done",
             highlight=False,
         )
+
+
+# -- sample application --------------------------------------------------------------------
+
+
+@app.command()
+def sample(
+    rows: Annotated[bool, typer.Option("--rows/--no-rows", help="Also write the sample rows (once).")] = True,
+) -> None:
+    """Create the sample application (schema embedq_sample: profiles, courses, lessons, posts,
+    comments), registered as sources, with its rows. Never needed for your own tables."""
+    from embedq.sample import create_sample_app, insert_sample_rows, sample_rows_present
+
+    async def run(settings: Settings) -> dict[str, int]:
+        async with db.session(settings) as conn:
+            await db.ensure_migrated(conn)
+            await create_sample_app(conn)
+            if rows and not await sample_rows_present(conn):
+                return await insert_sample_rows(conn)
+            return {}
+
+    written = _run(run)
+    console.print(
+        "sample application ready in schema embedq_sample"
+        + ("; rows written: " + ", ".join(f"{n} {t}s" for t, n in written.items()) if written else ""),
+        highlight=False,
+    )
 
 
 # -- demo ----------------------------------------------------------------------------------

@@ -3,11 +3,10 @@ own port (EMBEDQ_METRICS_PORT). Queue depth is read from the database when it is
 
 from __future__ import annotations
 
-import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from embedq.jobs import JobStatus
-from embedq.queries import query
+from embedq.store import Store
 
 REGISTRY = CollectorRegistry()
 
@@ -36,16 +35,16 @@ QUEUE_DEPTH = Gauge(
 OLDEST_PENDING = Gauge("embedq_oldest_pending_seconds", "Age of the oldest pending job", registry=REGISTRY)
 
 
-async def refresh_queue(conn: asyncpg.Connection) -> None:
+async def refresh_queue(store: Store) -> None:
     seen: set[tuple[str, str]] = set()
-    for row in await conn.fetch(query("jobs_count_by_status_priority")):
-        labels = (row["status"], str(row["priority"]))
-        QUEUE_DEPTH.labels(*labels).set(row["jobs"])
+    for count in await store.queue_counts():
+        labels = (count.status.value, str(count.priority))
+        QUEUE_DEPTH.labels(*labels).set(count.jobs)
         seen.add(labels)
     for labels in list(QUEUE_DEPTH._metrics):  # statuses that emptied go back to zero
         if labels not in seen:
             QUEUE_DEPTH.labels(*labels).set(0)
-    OLDEST_PENDING.set(await conn.fetchval(query("jobs_oldest_pending_age")) or 0)
+    OLDEST_PENDING.set(await store.oldest_pending_age() or 0)
 
 
 def render() -> bytes:

@@ -15,21 +15,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import asyncpg
 import numpy as np
-from pgvector import Vector
 
 from embedq import chunking, content, metrics
 from embedq.db import CONNECTION_ERRORS, storable_text
 from embedq.errors import PermanentError, ProcessingError, RetryableError
-from embedq.jobs import Job
+from embedq.jobs import Job, JobStatus
 from embedq.providers.base import Embedder
-from embedq.queries import query
 from embedq.settings import Settings
+from embedq.store import ChunkWrite, Key, SourceWrite, Store
 
 logger = logging.getLogger(__name__)
-
-Key = tuple[str, str]
 
 
 def content_hash(model: str, text: str) -> str:
@@ -62,12 +58,13 @@ class Outcome:
 
 
 def chunk_row(
-    content_type: str, fields: Sequence[str], values: dict, embedder: Embedder, settings: Settings
+    fields: Sequence[str], template: str | None, values: dict, embedder: Embedder, settings: Settings
 ) -> tuple[list[str], list[str]]:
     """A row's chunks and their hashes, exactly as processing embeds them (verify compares
-    against the same). Raises ValueError, TypeError or UnicodeError for a row it cannot read."""
+    against the same). `fields` and `template` are the source's registration. Raises ValueError,
+    TypeError or UnicodeError for a row it cannot read."""
     max_tokens = min(settings.chunk_tokens, embedder.max_input_tokens)
-    text = content.build_text(content_type, list(fields), values)
+    text = content.build_text(fields, values, template)
     chunks = chunking.chunk_text(
         text, max_tokens, min(settings.chunk_overlap_tokens, max_tokens // 4), embedder.count_tokens
     )
@@ -83,9 +80,9 @@ class Processor:
     `dispatched` for that long, because QStash redelivers the message itself."""
 
     def __init__(
-        self, pool: asyncpg.Pool, embedder: Embedder, settings: Settings, redelivery_seconds: float | None = None
+        self, store: Store, embedder: Embedder, settings: Settings, redelivery_seconds: float | None = None
     ) -> None:
-        self.pool = pool
+        self.store = store
         self.embedder = embedder
         self.settings = settings
         self.redelivery_seconds = redelivery_seconds
@@ -135,35 +132,27 @@ class Processor:
         return outcome
 
     async def _plan(self, by_key: dict[Key, list[Job]], failures: dict[Key, ProcessingError]) -> dict[Key, Plan]:
-        async with self.pool.acquire() as conn:
-            sources = {r["content_type"]: r for r in await conn.fetch(query("sources_list"))}
-            ids_by_type: dict[str, list[str]] = defaultdict(list)
-            for (content_type, source_id), jobs in by_key.items():
-                other_model = next((j.model for j in jobs if j.model not in (None, self.embedder.model)), None)
-                if other_model is not None:
-                    failures[(content_type, source_id)] = PermanentError(
-                        f"job queued for model {other_model!r} reached a worker embedding with "
-                        f"{self.embedder.model!r}: run it where EMBEDQ_MODEL={other_model}"
-                    )
-                elif content_type not in sources:
-                    failures[(content_type, source_id)] = PermanentError(
-                        f"unknown content type {content_type!r}: it is not registered"
-                    )
-                else:
-                    ids_by_type[content_type].append(source_id)
-            rows: dict[Key, dict] = {}
-            for content_type, ids in ids_by_type.items():
-                for record in await conn.fetch(query("source_rows"), content_type, ids):
-                    rows[(content_type, record["source_id"])] = record["fields"]
-            keys = [key for key in by_key if key not in failures]
-            existing: dict[Key, dict[int, str]] = defaultdict(dict)
-            if keys:
-                for record in await conn.fetch(
-                    query("embeddings_hashes"), self.embedder.model, [k[0] for k in keys], [k[1] for k in keys]
-                ):
-                    existing[(record["content_type"], record["source_id"])][record["chunk_index"]] = record[
-                        "content_hash"
-                    ]
+        sources = await self.store.sources()
+        ids_by_type: dict[str, list[str]] = defaultdict(list)
+        for (content_type, source_id), jobs in by_key.items():
+            other_model = next((j.model for j in jobs if j.model not in (None, self.embedder.model)), None)
+            if other_model is not None:
+                failures[(content_type, source_id)] = PermanentError(
+                    f"job queued for model {other_model!r} reached a worker embedding with "
+                    f"{self.embedder.model!r}: run it where EMBEDQ_MODEL={other_model}"
+                )
+            elif content_type not in sources:
+                failures[(content_type, source_id)] = PermanentError(
+                    f"unknown content type {content_type!r}: it is not registered"
+                )
+            else:
+                ids_by_type[content_type].append(source_id)
+        rows: dict[Key, dict] = {}
+        for content_type, ids in ids_by_type.items():
+            for source_id, values in (await self.store.source_rows(content_type, ids)).items():
+                rows[(content_type, source_id)] = values
+        keys = [key for key in by_key if key not in failures]
+        existing = await self.store.stored_hashes(self.embedder.model, keys)
 
         def build() -> dict[Key, Plan]:
             plans: dict[Key, Plan] = {}
@@ -174,8 +163,9 @@ class Processor:
                     plan.deleted = True
                 else:
                     try:
+                        source = sources[key[0]]
                         plan.chunks, plan.hashes = chunk_row(
-                            key[0], sources[key[0]]["fields"], values, self.embedder, self.settings
+                            source.fields, source.template, values, self.embedder, self.settings
                         )
                     except (ValueError, TypeError, UnicodeError) as exc:
                         failures[key] = PermanentError(f"cannot build the text of {key[0]} {key[1]}: {exc}")
@@ -251,45 +241,25 @@ class Processor:
         if not ready:
             return
         jobs = [job for plan in ready for job in by_key[plan.key]]
-        model = self.embedder.model
-        async with self.pool.acquire() as conn, conn.transaction():
-            confirmed = {
-                r[0] for r in await conn.fetch(query("jobs_complete"), [j.id for j in jobs], [j.attempts for j in jobs])
-            }
-            outcome.done.extend(j.id for j in jobs if j.id in confirmed)
-            outcome.lost.extend(j.id for j in jobs if j.id not in confirmed)
-            mine = [plan for plan in ready if any(j.id in confirmed for j in by_key[plan.key])]
-
-            upserts = [(plan, i) for plan in mine if not plan.deleted for i in plan.to_embed]
-            if upserts:
-                await conn.execute(
-                    query("embeddings_upsert"),
-                    model,
-                    [p.key[0] for p, _ in upserts],
-                    [p.key[1] for p, _ in upserts],
-                    [i for _, i in upserts],
-                    [Vector(p.vectors[i]) for p, i in upserts],
-                    [p.hashes[i] for p, i in upserts],
-                    [p.chunks[i] for p, i in upserts],
-                    [{"chunks": len(p.chunks)} for p, _ in upserts],
-                )
-            kept = [plan for plan in mine if not plan.deleted]
-            if kept:
-                await conn.execute(
-                    query("embeddings_trim"),
-                    model,
-                    [p.key[0] for p in kept],
-                    [p.key[1] for p in kept],
-                    [len(p.chunks) for p in kept],
-                )
-            gone = [plan for plan in mine if plan.deleted]
-            if gone:
-                await conn.execute(
-                    query("embeddings_delete_sources"), [p.key[0] for p in gone], [p.key[1] for p in gone]
-                )
-            outcome.embedded_chunks += len(upserts)
-            outcome.reused_chunks += sum(len(p.chunks) - len(p.to_embed) for p in kept)
-            outcome.deleted_sources += len(gone)
+        writes = {
+            plan.key: SourceWrite(
+                chunk_count=len(plan.chunks),
+                deleted=plan.deleted,
+                chunks=[
+                    ChunkWrite(i, plan.vectors[i], plan.hashes[i], plan.chunks[i], {"chunks": len(plan.chunks)})
+                    for i in plan.to_embed
+                ],
+            )
+            for plan in ready
+        }
+        confirmed = await self.store.complete(jobs, self.embedder.model, writes)
+        outcome.done.extend(j.id for j in jobs if j.id in confirmed)
+        outcome.lost.extend(j.id for j in jobs if j.id not in confirmed)
+        mine = [plan for plan in ready if any(j.id in confirmed for j in by_key[plan.key])]
+        kept = [plan for plan in mine if not plan.deleted]
+        outcome.embedded_chunks += sum(len(p.to_embed) for p in kept)
+        outcome.reused_chunks += sum(len(p.chunks) - len(p.to_embed) for p in kept)
+        outcome.deleted_sources += sum(1 for plan in mine if plan.deleted)
 
     async def _record_failures(
         self, by_key: dict[Key, list[Job]], failures: dict[Key, ProcessingError], outcome: Outcome
@@ -300,16 +270,14 @@ class Processor:
             grouped[(str(error), error.retryable, retry_after)].extend(by_key[key])
         for (message, retryable, retry_after), jobs in grouped.items():
             try:
-                rows = await self.pool.fetch(
-                    query("jobs_fail"),
-                    [j.id for j in jobs],
-                    [j.attempts for j in jobs],
+                transitions = await self.store.fail(
+                    jobs,
                     storable_text(message),
-                    retryable,
-                    self.settings.retry_base_seconds,
-                    self.settings.retry_max_seconds,
-                    retry_after,
-                    self.redelivery_seconds,
+                    retryable=retryable,
+                    base_seconds=self.settings.retry_base_seconds,
+                    max_seconds=self.settings.retry_max_seconds,
+                    min_delay_seconds=retry_after,
+                    redelivery_seconds=self.redelivery_seconds,
                 )
             except CONNECTION_ERRORS as exc:
                 logger.warning(
@@ -320,8 +288,8 @@ class Processor:
                 outcome.failed.extend(j.id for j in jobs)
                 outcome.retry_after = max(outcome.retry_after or 0.0, UNRECORDED_RETRY_AFTER_SECONDS)
                 continue
-            for row in rows:
-                (outcome.dead if row["status"] == "dead" else outcome.failed).append(row["id"])
+            for transition in transitions:
+                (outcome.dead if transition.status is JobStatus.DEAD else outcome.failed).append(transition.id)
             if retryable and retry_after:
                 outcome.retry_after = max(outcome.retry_after or 0.0, retry_after)
             logger.warning(

@@ -1,13 +1,13 @@
 """The two recurring tasks: daily maintenance and a weekly retry of failed jobs.
 
 With QStash, `embedq up` upserts two QStash schedules that call the signed POST
-/v1/maintenance (any webhook replica answers). Without QStash, the same runs on a local timer.
+/v1/maintenance (any webhook replica answers; embedq.qstash.schedules). Without QStash, the same
+runs on a local timer (here).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 
@@ -15,7 +15,6 @@ import asyncpg
 
 from embedq.db import CONNECTION_ERRORS
 from embedq.maintenance import run_maintenance
-from embedq.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +36,6 @@ SCHEDULES = (
     Recurring("embedq-retry-failed-weekly", "47 3 * * 0", "retry_failed", 7 * 86_400, at_start=False),
 )
 FIRST_RUN_DELAY_SECONDS = 60.0
-
-
-async def upsert_qstash_schedules(settings: Settings) -> list[str]:
-    """Create or replace the schedules (same ids each time, so restarts do not pile them up)."""
-    from qstash import AsyncQStash
-
-    client = AsyncQStash(settings.qstash_token, base_url=settings.qstash_url, retry=False)
-    try:
-        return [
-            await client.schedule.create(
-                destination=settings.public_url("/v1/maintenance"),
-                cron=item.cron,
-                schedule_id=item.schedule_id,
-                body=json.dumps({"task": item.task}),
-                content_type="application/json",
-                retries=settings.qstash_retries,
-            )
-            for item in SCHEDULES
-        ]
-    finally:
-        await client.http._client.aclose()
 
 
 async def run_local_schedules(

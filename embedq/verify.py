@@ -58,7 +58,7 @@ async def verify(
         if content_type not in sources:
             raise ValueError(f"unknown content type {content_type!r}")
         report[content_type] = drift = TypeDrift()
-        await _check_rows(conn, embedder, settings, content_type, sources[content_type]["fields"], drift, progress)
+        await _check_rows(conn, embedder, settings, sources[content_type], drift, progress)
         await _check_orphans(conn, embedder.model, content_type, drift)
     if not content_types:
         for row in await conn.fetch(query("embeddings_unregistered_types"), embedder.model):
@@ -66,7 +66,8 @@ async def verify(
     return report
 
 
-async def _check_rows(conn, embedder, settings, content_type, fields, drift: TypeDrift, progress) -> None:
+async def _check_rows(conn, embedder, settings, source, drift: TypeDrift, progress) -> None:
+    content_type = source["content_type"]
     after = None
     while True:
         page = await conn.fetch(query("source_page"), content_type, after, PAGE_SIZE)
@@ -87,7 +88,7 @@ async def _check_rows(conn, embedder, settings, content_type, fields, drift: Typ
                     drift.in_flight += 1
                     continue
                 try:
-                    _, hashes = chunk_row(content_type, fields, record["fields"], embedder, settings)
+                    _, hashes = chunk_row(source["fields"], source["template"], record["fields"], embedder, settings)
                 except (ValueError, TypeError, UnicodeError):
                     hashes = None  # processing marks such a row dead; nothing to compare
                 have = stored[source_id]

@@ -5,32 +5,31 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import asyncpg
-
 from embedq.db import CONNECTION_ERRORS
-from embedq.queries import query
+from embedq.jobs import JobStatus
+from embedq.store import Store
 
 logger = logging.getLogger(__name__)
 
 
-async def rescue_once(pool: asyncpg.Pool) -> int:
-    rows = await pool.fetch(query("jobs_rescue"))
+async def rescue_once(store: Store) -> int:
+    rows = await store.rescue()
     if rows:
         logger.warning(
             "expired leases returned",
             extra={
                 "action": "rescue",
-                "job_ids": [r["id"] for r in rows],
-                "dead": [r["id"] for r in rows if r["status"] == "dead"],
+                "job_ids": [r.id for r in rows],
+                "dead": [r.id for r in rows if r.status is JobStatus.DEAD],
             },
         )
     return len(rows)
 
 
-async def run_rescuer(pool: asyncpg.Pool, interval: float, stop: asyncio.Event) -> None:
+async def run_rescuer(store: Store, interval: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
-            await rescue_once(pool)
+            await rescue_once(store)
         except CONNECTION_ERRORS as exc:
             logger.warning("rescuer could not reach the database", extra={"action": "rescue", "error": str(exc)})
         try:

@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass, field
 
 import asyncpg
 
 from embedq import db, metrics
-from embedq.jobs import Job
+from embedq.jobs import Job, JobStatus
 from embedq.listener.breaker import BreakerState, CircuitBreaker
 from embedq.listener.indexer import ensure_index, run_indexer
-from embedq.listener.notifier import Notifier
-from embedq.listener.publisher import LocalPublisher, PublishError, QStashPublisher
+from embedq.listener.publisher import LocalPublisher, QStashPublisher
 from embedq.listener.rescuer import rescue_once, run_rescuer
+from embedq.notify import Notifier
 from embedq.processing import Outcome, Processor
 from embedq.providers.base import Embedder
-from embedq.queries import query
+from embedq.qstash.client import PublishError
 from embedq.settings import Settings
+from embedq.store import JobStore
+from embedq.workers import worker_name
 
 logger = logging.getLogger(__name__)
 #: how long a dispatch claim may take to publish; delivery then gets EMBEDQ_DISPATCH_TIMEOUT
@@ -87,10 +86,6 @@ class Totals:
         self.job_ids.extend(outcome.done)
 
 
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
 class Listener:
     """Local mode: claims jobs and processes them. QStash mode: claims jobs and publishes them,
     and processes them itself while the QStash breaker is open."""
@@ -111,6 +106,7 @@ class Listener:
         self.name = name or worker_name()
         self.totals = Totals()
         self.pool: asyncpg.Pool | None = None
+        self.store: JobStore | None = None
         self.publisher: QStashPublisher | None = None
         self.local: LocalPublisher | None = None
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
@@ -133,24 +129,21 @@ class Listener:
     async def run(self, *, drain: bool = False) -> Totals:
         app = self.settings.application_name
         self.pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1, max_size=self.config.concurrency + 3)
-        self.local = LocalPublisher(
-            Processor(self.pool, self.embedder, self.settings), self.pool, self.config.lease_seconds
-        )
+        self.store = store = JobStore(self.pool)
+        self.local = LocalPublisher(Processor(store, self.embedder, self.settings), store, self.config.lease_seconds)
         if self.settings.qstash_enabled:
-            self.publisher = QStashPublisher(self.settings, self.pool)
+            self.publisher = QStashPublisher(self.settings, store)
         tasks: list[asyncio.Task] = []
         try:
             async with self.pool.acquire() as conn:
                 await db.ensure_migrated(conn)
-                model = await conn.fetchrow(
-                    query("models_ensure"), self.embedder.model, self.embedder.provider, self.embedder.dimensions
-                )
-            if not model["active"] and not model["maintained"]:
+            model = await store.ensure_model(self.embedder.model, self.embedder.provider, self.embedder.dimensions)
+            if not model.active and not model.maintained:
                 logger.warning(
                     "this listener's model is neither the active one nor being filled: it only takes jobs "
-                    f"queued for it (embedq backfill --model {model['name']}); "
-                    f"embedq models activate {model['name']} makes it the active one",
-                    extra={"action": "start", "model": model["name"]},
+                    f"queued for it (embedq backfill --model {model.name}); "
+                    f"embedq models activate {model.name} makes it the active one",
+                    extra={"action": "start", "model": model.name},
                 )
             await self._announce()
             if not drain:
@@ -158,7 +151,7 @@ class Listener:
                 tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
                 tasks.append(
                     asyncio.create_task(
-                        run_rescuer(self.pool, self.config.rescue_interval, self._stop), name="embedq-rescuer"
+                        run_rescuer(store, self.config.rescue_interval, self._stop), name="embedq-rescuer"
                     )
                 )
                 tasks.append(
@@ -175,7 +168,7 @@ class Listener:
                 )
                 tasks.append(asyncio.create_task(self._announce_periodically(), name="embedq-announce"))
             else:
-                await rescue_once(self.pool)
+                await rescue_once(store)
             self.ready.set()
             logger.info(
                 "listener started",
@@ -207,7 +200,7 @@ class Listener:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                await self.pool.execute(query("workers_forget"), self.name)
+                await store.forget_worker(self.name)
             except (*db.CONNECTION_ERRORS, asyncpg.PostgresError):
                 pass
             if self.publisher is not None:
@@ -228,7 +221,7 @@ class Listener:
 
     async def _announce(self) -> None:
         mode = self.mode
-        await self.pool.execute(query("workers_announce"), self.name, mode, self.breaker.state.value)
+        await self.store.announce_worker(self.name, mode, self.breaker.state.value)
         self._announced_mode = mode
 
     async def _announce_periodically(self) -> None:
@@ -240,34 +233,30 @@ class Listener:
             except TimeoutError:
                 beats += 1
                 try:
-                    async with self.pool.acquire() as conn:
-                        await metrics.refresh_queue(conn)
+                    await metrics.refresh_queue(self.store)
                     if beats % 6 == 0:
                         await self._announce()
                 except db.CONNECTION_ERRORS:
                     pass
 
     async def _claim(self, limit: int) -> list[Job]:
-        rows = await self.pool.fetch(
-            query("jobs_claim"),
+        return await self.store.claim(
             self.name,
             limit,
-            self.config.lease_seconds,
-            self.config.max_attempts,
-            self.embedder.model,
+            lease=self.config.lease_seconds,
+            max_attempts=self.config.max_attempts,
+            model=self.embedder.model,
         )
-        return [Job.from_record(r) for r in rows]
 
     async def _claim_for_dispatch(self) -> list[Job]:
-        rows = await self.pool.fetch(
-            query("jobs_claim_dispatch"),
+        return await self.store.claim(
             self.name,
             self.settings.dispatch_batch,
-            min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
-            self.config.max_attempts,
-            self.embedder.model,
+            lease=min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
+            max_attempts=self.config.max_attempts,
+            model=self.embedder.model,
+            to=JobStatus.DISPATCHED,
         )
-        return [Job.from_record(r) for r in rows]
 
     async def _work(self, drain: bool) -> None:
         while not self._stop.is_set():
@@ -310,8 +299,7 @@ class Listener:
                     "breaker": self.breaker.state.value,
                 },
             )
-            rows = await self.pool.fetch(query("jobs_undispatch"), [j.id for j in jobs], self.config.lease_seconds)
-            claimed = [Job.from_record(r) for r in rows]
+            claimed = await self.store.undispatch([j.id for j in jobs], self.config.lease_seconds)
             if claimed:
                 self.totals.add(await self.local.publish(claimed))
         else:

@@ -64,8 +64,7 @@ SELECT * FROM embedq.jobs_requeue($1::bigint[])
 SELECT * FROM embedq.jobs_cancel($1)
 
 -- name: jobs_recent
-SELECT id, content_type, source_id, status::text, attempts, last_error, updated_at
-FROM embedq.jobs WHERE status = $1::embedq.job_status ORDER BY updated_at DESC LIMIT $2
+SELECT * FROM embedq.jobs WHERE status = $1::embedq.job_status ORDER BY updated_at DESC LIMIT $2
 
 -- name: jobs_get
 SELECT * FROM embedq.jobs WHERE id = $1
@@ -89,7 +88,7 @@ SELECT count(*) FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processi
 SELECT count(*) FROM embedq.jobs WHERE status = 'done' AND finished_at >= now() - make_interval(secs => $1)
 
 -- name: sources_list
-SELECT content_type, table_name, key_column, fields, priority, enabled
+SELECT content_type, table_name, key_column, fields, priority, enabled, template
 FROM embedq.sources ORDER BY priority, content_type
 
 -- name: source_rows
@@ -239,3 +238,9 @@ WITH gone AS (DELETE FROM embedq.embeddings WHERE model = $1 RETURNING 1) SELECT
 
 -- name: models_forget
 DELETE FROM embedq.models WHERE name = $1 AND NOT active
+
+-- name: sample_rows_present
+SELECT EXISTS (SELECT 1 FROM embedq_sample.courses)
+
+-- name: sample_load
+SELECT content_type, written FROM embedq_sample.load($1::text::jsonb)

@@ -29,22 +29,21 @@ from starlette.routing import Route
 
 from embedq import db
 from embedq.errors import EmbedqError, InvalidInput
-from embedq.jobs import Job, JobStatus
-from embedq.listener.worker import worker_name
+from embedq.jobs import JobStatus
 from embedq.maintenance import run_maintenance
 from embedq.processing import Processor
 from embedq.providers import create_embedder
 from embedq.providers.base import Embedder
-from embedq.queries import query
+from embedq.qstash.messages import MAX_JOB_ID, parse_message
+from embedq.qstash.signature import InvalidSignature, SignatureVerifier
 from embedq.settings import Settings
+from embedq.store import JobStore
 from embedq.webhook.events import EventHub
-from embedq.webhook.signature import InvalidSignature, SignatureVerifier
+from embedq.workers import worker_name
 
 logger = logging.getLogger(__name__)
 
 NON_RETRYABLE = 489
-MAX_JOBS_PER_MESSAGE = 10_000
-MAX_JOB_ID = 2**63 - 1
 MAX_JOBS_LISTED = 500
 
 
@@ -56,6 +55,7 @@ class BodyTooLarge(Exception):
 class State:
     settings: Settings
     pool: asyncpg.Pool
+    store: JobStore
     embedder: Embedder
     processor: Processor
     verifiers: dict[str, SignatureVerifier]
@@ -96,38 +96,18 @@ async def verified_body(request: Request, route: str) -> bytes | Response:
     return body
 
 
-def parse_job_ids(body: bytes) -> list[int]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInput(f"body is not JSON: {exc}") from None
-    jobs = payload.get("jobs") if isinstance(payload, dict) else None
-    if not isinstance(jobs, list) or not jobs or len(jobs) > MAX_JOBS_PER_MESSAGE:
-        raise InvalidInput(f'body must be {{"jobs": [...]}} with 1 to {MAX_JOBS_PER_MESSAGE} jobs')
-    ids = []
-    for job in jobs:
-        job_id = job.get("id") if isinstance(job, dict) else None
-        if not isinstance(job_id, int) or isinstance(job_id, bool) or not 1 <= job_id <= MAX_JOB_ID:
-            raise InvalidInput("every job needs a positive integer id (a bigint)")
-        ids.append(job_id)
-    return ids
-
-
 async def post_jobs(request: Request) -> Response:
     state: State = request.app.state.embedq
     body = await verified_body(request, "/v1/jobs")
     if isinstance(body, Response):
         return body
     try:
-        ids = parse_job_ids(body)
+        ids = list(parse_message(body).job_ids)
     except InvalidInput as exc:
         return error(400, str(exc))
     message_id = db.storable_text(request.headers.get("upstash-message-id", ""))[:200]
     try:
-        rows = await state.pool.fetch(
-            query("jobs_accept"), ids, f"{state.name}:{message_id}", state.settings.lease_seconds
-        )
-        jobs = [Job.from_record(r) for r in rows]
+        jobs = await state.store.accept(ids, f"{state.name}:{message_id}", state.settings.lease_seconds)
         outcome = await state.processor.process(jobs) if jobs else None
     except (
         asyncpg.DeadlockDetectedError,
@@ -142,9 +122,9 @@ async def post_jobs(request: Request) -> Response:
     # must bring it again, or it would sit `dispatched` until the dispatch timeout.
     waiting = (
         [
-            r["id"]
-            for r in await state.pool.fetch(query("jobs_get_many"), skipped)
-            if r["status"] in ("dispatched", "pending", "failed")
+            job.id
+            for job in await state.store.get_many(skipped)
+            if job.status in (JobStatus.DISPATCHED, JobStatus.PENDING, JobStatus.FAILED)
         ]
         if skipped
         else []
@@ -188,7 +168,7 @@ async def post_failures(request: Request) -> Response:
             reason += f": {answer[:500]}"
     except ValueError:
         pass  # the answer is only a detail of the reason
-    dead = [r[0] for r in await state.pool.fetch(query("jobs_dead_by_message"), message_id, db.storable_text(reason))]
+    dead = await state.store.dead_by_message(message_id, db.storable_text(reason))
     logger.warning(
         "message dead-lettered by QStash",
         extra={"action": "failure_callback", "message_id": message_id, "job_ids": dead},
@@ -313,8 +293,7 @@ async def get_metrics(request: Request) -> Response:
         return denied
     state: State = request.app.state.embedq
     try:
-        async with state.pool.acquire() as conn:
-            await metrics.refresh_queue(conn)
+        await metrics.refresh_queue(state.store)
     except db.CONNECTION_ERRORS:
         pass  # the process metrics are still worth serving
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -373,8 +352,9 @@ async def get_jobs(request: Request) -> Response:
         return error(400, "limit must be an integer")
     if not 1 <= limit <= MAX_JOBS_LISTED:
         return error(400, f"limit must be between 1 and {MAX_JOBS_LISTED}")
-    rows = await state.pool.fetch(query("jobs_recent"), status, limit)
-    return JSONResponse({"jobs": [{**dict(r), "updated_at": r["updated_at"].isoformat()} for r in rows]})
+    jobs = await state.store.recent(JobStatus(status), limit)
+    shown = ("id", "content_type", "source_id", "status", "attempts", "last_error", "updated_at")
+    return JSONResponse({"jobs": [{name: job.as_json()[name] for name in shown} for job in jobs]})
 
 
 async def post_job_replay(request: Request) -> Response:
@@ -383,19 +363,17 @@ async def post_job_replay(request: Request) -> Response:
         return denied
     state: State = request.app.state.embedq
     job_id: int = request.path_params["id"]
-    if not 1 <= job_id < 2**63:
+    if not 1 <= job_id <= MAX_JOB_ID:
         return error(404, f"job {job_id} does not exist")
-    async with state.pool.acquire() as conn:
-        async with conn.transaction():
-            rows = await conn.fetch(query("jobs_requeue"), [job_id])
-        job = await conn.fetchrow(query("jobs_get"), job_id)
+    requeued = await state.store.requeue([job_id])
+    job = await state.store.get(job_id)
     if job is None:
         return error(404, f"job {job_id} does not exist")
-    if not rows:
-        return error(409, f"job {job_id} is {job['status']}; only failed, dead or done jobs can be replayed")
-    merged_into = rows[0]["merged_into"]
+    if not requeued:
+        return error(409, f"job {job_id} is {job.status}; only failed, dead or done jobs can be replayed")
+    merged_into = requeued[0].merged_into
     logger.info("job replayed", extra={"action": "replay", "job_id": job_id, "merged_into": merged_into})
-    return JSONResponse({"id": job_id, "status": str(job["status"]), "merged_into": merged_into})
+    return JSONResponse({"id": job_id, "status": str(job.status), "merged_into": merged_into})
 
 
 def build_verifiers(settings: Settings) -> dict[str, SignatureVerifier]:
@@ -421,14 +399,14 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
         try:
             async with pool.acquire() as conn:
                 await db.ensure_migrated(conn)
-                await conn.fetchrow(
-                    query("models_ensure"), used_embedder.model, used_embedder.provider, used_embedder.dimensions
-                )
+            store = JobStore(pool)
+            await store.ensure_model(used_embedder.model, used_embedder.provider, used_embedder.dimensions)
             app.state.embedq = State(
                 settings=settings,
                 pool=pool,
+                store=store,
                 embedder=used_embedder,
-                processor=Processor(pool, used_embedder, settings, redelivery_seconds=settings.dispatch_timeout),
+                processor=Processor(store, used_embedder, settings, redelivery_seconds=settings.dispatch_timeout),
                 verifiers=build_verifiers(settings),
                 name=f"webhook:{worker_name()}",
                 events=events,

@@ -8,7 +8,7 @@ import json
 import logging
 from typing import Any
 
-from embedq.listener.notifier import Notifier
+from embedq.notify import Notifier
 
 logger = logging.getLogger(__name__)
 

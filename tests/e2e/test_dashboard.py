@@ -31,7 +31,7 @@ WAIT_MS = 20_000
 
 
 async def test_admin_routes_need_the_token(conn, dsn, settings):
-    await conn.execute("INSERT INTO courses (title) VALUES ('c')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('c')")
     await conn.execute("SELECT embedq.jobs_ingest()")
     job_id = await conn.fetchval("SELECT id FROM embedq.jobs")
     admin = dataclasses.replace(settings, admin_token=TOKEN)
@@ -90,10 +90,10 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
     )
 
     await conn.execute(
-        "INSERT INTO courses (title, description) SELECT 'course ' || g, 'learn topic ' || g "
+        "INSERT INTO embedq_sample.courses (title, description) SELECT 'course ' || g, 'learn topic ' || g "
         "FROM generate_series(1, 3) g"
     )
-    await conn.execute("INSERT INTO posts (title, body) VALUES ('broken post', 'will be cancelled')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title, body) VALUES ('broken post', 'will be cancelled')")
     await conn.execute("SELECT embedq.jobs_ingest()")
     dead_id = await conn.fetchval("SELECT id FROM embedq.jobs WHERE content_type = 'post'")
     await conn.execute("SELECT * FROM embedq.jobs_cancel($1)", dead_id)
@@ -129,7 +129,7 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
             await expect(page.locator("#total-dead .value")).to_have_text("1")
 
             # live: new rows queued while the page is open show up without a reload
-            await conn.execute("INSERT INTO courses (title) VALUES ('course 4'), ('course 5')")
+            await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('course 4'), ('course 5')")
             await conn.execute("SELECT embedq.jobs_ingest()")
             await expect(pending).to_have_text("5", timeout=WAIT_MS)
 

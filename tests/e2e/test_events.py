@@ -32,14 +32,14 @@ async def test_sse_delivers_state_changes_of_rows_written_after_subscribing(conn
         serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url,
         httpx.AsyncClient(timeout=30) as http,
     ):
-        other = await conn.fetchval("INSERT INTO courses (title) VALUES ('not mine') RETURNING id")
+        other = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('not mine') RETURNING id")
         async with http.stream("GET", f"{url}/v1/events", params={"type": "course", "source_id": "2"}) as stream:
             assert stream.status_code == 200
             assert stream.headers["content-type"].startswith("text/event-stream")
             reader = asyncio.create_task(read_events(stream, wanted=2))
             await asyncio.sleep(0.3)  # subscribed
-            mine = await conn.fetchval("INSERT INTO courses (title) VALUES ('mine') RETURNING id")
-            await conn.execute("INSERT INTO posts (title) VALUES ('another type')")
+            mine = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('mine') RETURNING id")
+            await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('another type')")
             await Listener(dsn, embedder, settings, ListenerConfig(batch_window=0.0)).run(drain=True)
             events = await asyncio.wait_for(reader, 20)
     assert (other, mine) == (1, 2)
@@ -53,7 +53,7 @@ async def test_sse_delivers_state_changes_of_rows_written_after_subscribing(conn
 async def test_a_processing_transaction_sends_one_notification(conn, dsn, settings):
     from embedq import db
 
-    await conn.execute("INSERT INTO courses (title) SELECT 'c' || g FROM generate_series(1, 40) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'c' || g FROM generate_series(1, 40) g")
     watcher = await db.connect(dsn, "embedq-tests-events")
     payloads: list[dict] = []
     await watcher.add_listener("embedq_events", lambda *args: payloads.append(json.loads(args[3])))
@@ -69,9 +69,9 @@ async def test_metrics_parse_and_show_the_queue(conn, dsn, settings):
     from prometheus_client.parser import text_string_to_metric_families
 
     embedder = HashEmbedder()
-    await conn.execute("INSERT INTO courses (title) SELECT 'c' || g FROM generate_series(1, 7) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'c' || g FROM generate_series(1, 7) g")
     await Listener(dsn, embedder, settings, ListenerConfig(batch_window=0.0)).run(drain=True)
-    await conn.execute("INSERT INTO posts (title) SELECT 'p' || g FROM generate_series(1, 3) g")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) SELECT 'p' || g FROM generate_series(1, 3) g")
     await conn.execute("SELECT embedq.jobs_ingest()")
     async with (
         serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url,

@@ -35,7 +35,7 @@ async def test_paraphrases_find_the_right_rows_in_two_languages(conn, dsn, setti
     }
     ids = {}
     for name, title in rows.items():
-        ids[name] = await conn.fetchval("INSERT INTO courses (title) VALUES ($1) RETURNING id", title)
+        ids[name] = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ($1) RETURNING id", title)
     counting = CountingEmbedder(local_embedder)
     totals = await listener_for(dsn, settings, counting).run(drain=True)
     assert totals.done == 4 and counting.document_calls >= 1
@@ -54,7 +54,7 @@ async def test_paraphrases_find_the_right_rows_in_two_languages(conn, dsn, setti
 
 async def test_unchanged_text_makes_no_model_call_and_an_edit_re_embeds(conn, dsn, settings, local_embedder):
     course = await conn.fetchval(
-        "INSERT INTO courses (title, description) VALUES ('Photography', 'Light') RETURNING id"
+        "INSERT INTO embedq_sample.courses (title, description) VALUES ('Photography', 'Light') RETURNING id"
     )
     counting = CountingEmbedder(local_embedder)
     await listener_for(dsn, settings, counting).run(drain=True)
@@ -64,7 +64,9 @@ async def test_unchanged_text_makes_no_model_call_and_an_edit_re_embeds(conn, ds
     await listener_for(dsn, settings, counting).run(drain=True)
     assert counting.document_calls == calls
 
-    await conn.execute("UPDATE courses SET description = 'Composition and exposure' WHERE id = $1", course)
+    await conn.execute(
+        "UPDATE embedq_sample.courses SET description = 'Composition and exposure' WHERE id = $1", course
+    )
     await listener_for(dsn, settings, counting).run(drain=True)
     assert counting.document_calls == calls + 1
     stored = await conn.fetchval("SELECT content FROM embedq.embeddings WHERE source_id = $1", str(course))
@@ -82,7 +84,8 @@ def test_cli_listen_drain_then_search_backfill_and_models(dsn):
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(
-            "INSERT INTO posts (title, body) VALUES ('Tomato growing', 'Water tomatoes deeply twice a week'), "
+            "INSERT INTO embedq_sample.posts (title, body) VALUES ('Tomato growing', 'Water tomatoes deeply "
+            "twice a week'), "
             "('Guitar chords', 'Start with G, C and D')"
         )
     drained = run_cli("listen", "--drain", dsn=dsn)
@@ -119,7 +122,10 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
     env.update(DATABASE_URL=dsn, EMBEDQ_BATCH_SIZE="16", EMBEDQ_BATCH_WINDOW_MS="0")
     text = " ".join(f"sentence number {i} about gardening and cooking." for i in range(20))
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO posts (title, body) SELECT 'post ' || g, %s FROM generate_series(1, 48) g", (text,))
+        conn.execute(
+            "INSERT INTO embedq_sample.posts (title, body) SELECT 'post ' || g, %s FROM generate_series(1, 48) g",
+            (text,),
+        )
         listener = subprocess.Popen(
             [sys.executable, "-m", "embedq", "listen"],
             env=env,
@@ -150,19 +156,21 @@ def test_sigterm_finishes_the_batch_in_hand_then_exits_0(dsn):
 async def test_a_long_lesson_is_chunked_and_embedded_by_the_real_model(conn, dsn, settings, local_embedder):
     # 20 KB of English keeps this near ten seconds on two cores (~1 s per 400-token chunk);
     # the 1 MB case runs with the zero-cost embedder in tests/integration/test_processing.py
-    from embedq.sample_data import COURSES  # readable prose to repeat
+    from embedq.sample import sample_data  # readable prose to repeat
 
     paragraphs = [
         lesson["content"]
-        for course in COURSES
+        for course in sample_data()["courses"]
         for lesson in course["lessons"]
         if lesson.get("content") and lesson["content"].isascii()
     ]
     text = "\n\n".join(paragraphs)
     content = "\n\n".join([text] * (20_000 // len(text) + 1))[:20_000]
-    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('Everything') RETURNING id")
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('Everything') RETURNING id")
     lesson = await conn.fetchval(
-        "INSERT INTO lessons (course_id, title, content) VALUES ($1, 'All', $2) RETURNING id", course, content
+        "INSERT INTO embedq_sample.lessons (course_id, title, content) VALUES ($1, 'All', $2) RETURNING id",
+        course,
+        content,
     )
     totals = await listener_for(dsn, settings, local_embedder).run(drain=True)
     assert totals.dead == 0 and totals.done == 2

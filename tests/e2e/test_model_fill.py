@@ -73,7 +73,7 @@ async def second_model():
 
 async def test_a_second_model_fills_side_by_side_then_takes_over(dsn, db, second_model):
     ids = [
-        db.execute("INSERT INTO posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
+        db.execute("INSERT INTO embedq_sample.posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
         for t in ("alpha", "bravo", "charlie", "delta")
     ]
     ok(await embedq("listen", "--drain", dsn=dsn))
@@ -90,9 +90,11 @@ async def test_a_second_model_fills_side_by_side_then_takes_over(dsn, db, second
     assert filled == {"content_type": "post", "queued": 4, "model": SECOND_MODEL}
 
     # Changes made while the second model fills reach both models.
-    db.execute("UPDATE posts SET title = 'alpha, edited during the fill' WHERE id = %s", (ids[0],))
-    db.execute("DELETE FROM posts WHERE id = %s", (ids[1],))
-    new_id = db.execute("INSERT INTO posts (title) VALUES ('echo, new during the fill') RETURNING id").fetchone()[0]
+    db.execute("UPDATE embedq_sample.posts SET title = 'alpha, edited during the fill' WHERE id = %s", (ids[0],))
+    db.execute("DELETE FROM embedq_sample.posts WHERE id = %s", (ids[1],))
+    new_id = db.execute(
+        "INSERT INTO embedq_sample.posts (title) VALUES ('echo, new during the fill') RETURNING id"
+    ).fetchone()[0]
 
     ok(await embedq("listen", "--drain", dsn=dsn, env=second_model))
     # the second model's listener left the active model's jobs alone
@@ -118,7 +120,7 @@ async def test_a_second_model_fills_side_by_side_then_takes_over(dsn, db, second
     assert json.loads(ok(await embedq("search", "echo", "--json", dsn=dsn, env=second_model)).stdout)
 
     # Now the second model follows row changes, and the old one no longer does.
-    db.execute("UPDATE posts SET title = 'charlie, edited after the switch' WHERE id = %s", (ids[2],))
+    db.execute("UPDATE embedq_sample.posts SET title = 'charlie, edited after the switch' WHERE id = %s", (ids[2],))
     ok(await embedq("listen", "--drain", dsn=dsn))
     assert db.execute("SELECT count(*) FROM embedq.jobs WHERE status = 'pending'").fetchone()[0] == 1
     ok(await embedq("listen", "--drain", dsn=dsn, env=second_model))

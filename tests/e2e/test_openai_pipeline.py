@@ -43,7 +43,7 @@ async def drain(dsn: str, settings: Settings) -> tuple:
 
 
 async def test_rows_become_the_servers_vectors_in_batches(conn, dsn, settings, server):
-    await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 250) g")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) SELECT 'post ' || g FROM generate_series(1, 250) g")
     totals = await drain(dsn, openai_settings(settings, server, openai_batch_size=40))
     assert totals.done == 250
     assert max(server.batch_sizes) == 40 and sum(server.batch_sizes) == 250
@@ -52,7 +52,7 @@ async def test_rows_become_the_servers_vectors_in_batches(conn, dsn, settings, s
 
 
 async def test_a_429_with_retry_after_is_retried_without_losing_the_batch(conn, dsn, settings, server):
-    await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 30) g")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) SELECT 'post ' || g FROM generate_series(1, 30) g")
     server.fail_next(2, status=429, retry_after=0.05)
     totals = await drain(dsn, openai_settings(settings, server))
     assert (totals.done, totals.failed, totals.dead) == (30, 0, 0)
@@ -62,7 +62,7 @@ async def test_a_429_with_retry_after_is_retried_without_losing_the_batch(conn, 
 
 
 async def test_a_dimension_mismatch_is_dead_and_nothing_is_written(conn, dsn, settings, server):
-    await conn.execute("INSERT INTO posts (title) VALUES ('one'), ('two')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one'), ('two')")
     server.wrong_dimensions = DIMENSIONS // 2
     totals = await drain(dsn, openai_settings(settings, server))
     assert (totals.done, totals.dead) == (0, 2)
@@ -73,7 +73,7 @@ async def test_a_dimension_mismatch_is_dead_and_nothing_is_written(conn, dsn, se
 
 
 async def test_a_wrong_api_key_is_a_permanent_error(conn, dsn, settings, server):
-    await conn.execute("INSERT INTO posts (title) VALUES ('one')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one')")
     server.api_key = "sk-other"
     totals = await drain(dsn, openai_settings(settings, server))
     assert totals.dead == 1
@@ -81,7 +81,7 @@ async def test_a_wrong_api_key_is_a_permanent_error(conn, dsn, settings, server)
 
 
 async def test_persistent_5xx_backs_off_as_failed(conn, dsn, settings, server):
-    await conn.execute("INSERT INTO posts (title) VALUES ('one')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one')")
     server.failure_rate = 1.0
     server.failure_statuses = (503,)
     totals = await drain(dsn, openai_settings(settings, server))
@@ -97,7 +97,7 @@ async def test_a_provider_error_holding_a_nul_byte_is_still_recorded(conn, dsn, 
         "application/json",
         '{"error": {"message": "bad\\u0000input", "type": "invalid_request_error"}}',
     )
-    await conn.execute("INSERT INTO posts (title) VALUES ('rejected')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('rejected')")
     totals = await drain(dsn, openai_settings(settings, server))
     assert totals.dead == 1
     assert "bad" in await conn.fetchval("SELECT last_error FROM embedq.jobs")

@@ -33,7 +33,7 @@ def db(dsn):
 
 def test_verify_finds_missing_stale_and_orphaned_and_fix_repairs_them(dsn, db):
     ids = [
-        db.execute("INSERT INTO posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
+        db.execute("INSERT INTO embedq_sample.posts (title, body) VALUES (%s, 'body') RETURNING id", (t,)).fetchone()[0]
         for t in ("one", "two", "three", "four")
     ]
     assert embedq("listen", "--drain", dsn=dsn).returncode == 0
@@ -44,9 +44,11 @@ def test_verify_finds_missing_stale_and_orphaned_and_fix_repairs_them(dsn, db):
     db.execute("DELETE FROM embedq.embeddings WHERE source_id = %s", (str(ids[0]),))  # deleted by hand
     with db.transaction():  # changed behind the triggers' back (a replica-mode bulk load)
         db.execute("SET LOCAL session_replication_role = replica")
-        db.execute("UPDATE posts SET body = 'edited unseen' WHERE id = %s", (ids[1],))
-        db.execute("DELETE FROM posts WHERE id = %s", (ids[2],))  # its vectors become orphans
-    db.execute("UPDATE posts SET title = 'edited, job queued' WHERE id = %s", (ids[3],))  # in flight: no drift
+        db.execute("UPDATE embedq_sample.posts SET body = 'edited unseen' WHERE id = %s", (ids[1],))
+        db.execute("DELETE FROM embedq_sample.posts WHERE id = %s", (ids[2],))  # its vectors become orphans
+    db.execute(
+        "UPDATE embedq_sample.posts SET title = 'edited, job queued' WHERE id = %s", (ids[3],)
+    )  # in flight: no drift
 
     found = embedq("verify", "--type", "post", "--json", dsn=dsn)
     assert found.returncode == 1, found.stderr
@@ -71,7 +73,9 @@ def test_verify_table_output_and_bad_type(dsn):
 
 
 def test_replay_of_dead_jobs_re_embeds_them_and_dry_run_changes_nothing(dsn, db):
-    post = db.execute("INSERT INTO posts (title) VALUES ('cancelled then replayed') RETURNING id").fetchone()[0]
+    post = db.execute(
+        "INSERT INTO embedq_sample.posts (title) VALUES ('cancelled then replayed') RETURNING id"
+    ).fetchone()[0]
     db.execute("SELECT embedq.jobs_ingest()")
     job_id = db.execute("SELECT id FROM embedq.jobs").fetchone()[0]
     assert embedq("jobs", "cancel", str(job_id), dsn=dsn).returncode == 0

@@ -93,7 +93,7 @@ def jobs_body(ids: list[int]) -> bytes:
 
 
 async def test_rows_travel_through_qstash_to_vectors(conn, delivery):
-    await conn.execute("INSERT INTO courses (title) SELECT 'course ' || g FROM generate_series(1, 120) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'course ' || g FROM generate_series(1, 120) g")
     totals = await delivery.listener().run(drain=True)
     assert totals.dispatched == 120 and totals.done == 0  # the listener only published
     await delivery.qstash.wait_idle(timeout=30)
@@ -131,7 +131,7 @@ async def _all_done(conn, n: int) -> bool:
     ],
 )
 async def test_only_valid_signatures_get_in(conn, delivery, case, accepted):
-    await conn.execute("INSERT INTO courses (title) VALUES ('signed')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('signed')")
     ids = await dispatch_all(conn)
     body = jobs_body(ids)
     url = f"{delivery.webhook_url}/v1/jobs"
@@ -158,7 +158,7 @@ async def test_only_valid_signatures_get_in(conn, delivery, case, accepted):
 
 
 async def test_a_transient_failure_is_retried_by_qstash(conn, delivery):
-    await conn.execute("INSERT INTO courses (title) VALUES ('flaky')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('flaky')")
     delivery.embedder.fail_next = [RetryableError("provider overloaded (503)", retry_after=1)]
     await delivery.listener().run(drain=True)
     await delivery.qstash.wait_idle()
@@ -171,7 +171,7 @@ async def test_a_transient_failure_is_retried_by_qstash(conn, delivery):
 
 
 async def test_a_poison_job_is_dead_at_once_without_retries(conn, delivery):
-    await conn.execute("INSERT INTO posts (title, body) VALUES ('bad', 'POISON')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title, body) VALUES ('bad', 'POISON')")
     delivery.embedder.poison_marker = "POISON"
     await delivery.listener().run(drain=True)
     await delivery.qstash.wait_idle()
@@ -186,7 +186,7 @@ async def test_a_job_of_another_model_delivered_here_is_dead_with_the_reason(con
     # the listener of a model being filled published to this webhook, which embeds with another
     await conn.execute("SELECT embedq.model_ensure('other-model', 'openai', 8)")
     await conn.execute("UPDATE embedq.models SET maintained = true WHERE name = 'other-model'")
-    await conn.execute("INSERT INTO posts (title) VALUES ('for both models')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('for both models')")
     await conn.execute("SELECT embedq.jobs_ingest()")
     other = await conn.fetchval("SELECT id FROM embedq.jobs WHERE model = 'other-model'")
     await conn.execute("SELECT embedq.jobs_claim('other-listener', 10, '1 hour', NULL, 'dispatched', 'other-model')")
@@ -201,7 +201,7 @@ async def test_a_job_of_another_model_delivered_here_is_dead_with_the_reason(con
 
 
 async def test_exhausted_retries_end_in_the_failure_callback(conn, delivery):
-    await conn.execute("INSERT INTO courses (title) VALUES ('never works')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('never works')")
     delivery.embedder.fail_next = [RetryableError("provider down (502)") for _ in range(10)]
     await delivery.listener().run(drain=True)
     await delivery.qstash.wait_idle()
@@ -223,7 +223,9 @@ async def test_an_outage_falls_back_to_local_processing_then_qstash_resumes(conn
         delivery.qstash.set_outage(True)
         for n in range(5):  # writes arrive while QStash answers 503
             await conn.execute(
-                "INSERT INTO courses (title) SELECT 'outage ' || $1 || '-' || g FROM generate_series(1, 20) g", str(n)
+                "INSERT INTO embedq_sample.courses (title) SELECT 'outage ' || $1 || '-' || g FROM "
+                "generate_series(1, 20) g",
+                str(n),
             )
             await asyncio.sleep(0.1)
         await wait_for(lambda: _all_done(conn, 100))
@@ -233,7 +235,9 @@ async def test_an_outage_falls_back_to_local_processing_then_qstash_resumes(conn
 
         delivery.qstash.set_outage(False)
         await asyncio.sleep(0.6)  # the breaker's cool-down
-        await conn.execute("INSERT INTO courses (title) SELECT 'after ' || g FROM generate_series(1, 20) g")
+        await conn.execute(
+            "INSERT INTO embedq_sample.courses (title) SELECT 'after ' || g FROM generate_series(1, 20) g"
+        )
         await wait_for(lambda: _all_done(conn, 120))
         assert listener.mode == "qstash"
         assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE message_id IS NOT NULL") == 20
@@ -244,7 +248,7 @@ async def test_an_outage_falls_back_to_local_processing_then_qstash_resumes(conn
 
 
 async def test_duplicate_concurrent_deliveries_write_one_set_of_vectors(conn, delivery):
-    await conn.execute("INSERT INTO courses (title) SELECT 'dup ' || g FROM generate_series(1, 40) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'dup ' || g FROM generate_series(1, 40) g")
     ids = await dispatch_all(conn)
     body = jobs_body(ids)
     signature = sign(delivery.settings.qstash_current_signing_key, f"{delivery.webhook_url}/v1/jobs", body)
@@ -291,7 +295,7 @@ async def test_failure_callback_and_maintenance_need_their_own_signatures(conn, 
 
 
 async def test_health_status_and_search_routes(conn, delivery):
-    await conn.execute("INSERT INTO courses (title) VALUES ('searchable')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('searchable')")
     await delivery.listener().run(drain=True)
     await delivery.qstash.wait_idle()
     await wait_for(lambda: _all_done(conn, 1))
@@ -307,7 +311,7 @@ async def test_health_status_and_search_routes(conn, delivery):
 
 async def test_an_api_token_closes_the_read_routes(conn, settings):
     async with delivery_setup(settings, api_token="read-token", admin_token="admin-token") as guarded:
-        await conn.execute("INSERT INTO courses (title) VALUES ('private course')")
+        await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('private course')")
         await guarded.listener().run(drain=True)
         await wait_for(lambda: _all_done(conn, 1))
         base = guarded.webhook_url
@@ -336,13 +340,14 @@ async def test_an_api_token_closes_the_read_routes(conn, settings):
 
 
 async def test_schedules_are_upserted_and_call_signed_maintenance(conn, delivery):
-    from embedq.schedules import SCHEDULES, upsert_qstash_schedules
+    from embedq.qstash.schedules import upsert_qstash_schedules
+    from embedq.schedules import SCHEDULES
 
     await upsert_qstash_schedules(delivery.settings)
     await upsert_qstash_schedules(delivery.settings)  # a restart replaces, never piles up
     schedules = delivery.qstash.schedules
     assert sorted(schedules) == sorted(item.schedule_id for item in SCHEDULES)
-    await conn.execute("INSERT INTO courses (title) VALUES ('stuck')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('stuck')")
     await conn.execute("SELECT embedq.jobs_ingest()")
     await conn.execute("UPDATE embedq.jobs SET status = 'failed', run_after = now() + interval '1 day'")
     message_id = delivery.qstash.trigger_schedule("embedq-retry-failed-weekly")
@@ -356,13 +361,13 @@ async def test_secrets_never_reach_the_logs(conn, settings, caplog):
 
     caplog.set_level(logging.DEBUG)
     async with delivery_setup(settings) as delivery:
-        await conn.execute("INSERT INTO courses (title) SELECT 'c' || g FROM generate_series(1, 5) g")
+        await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'c' || g FROM generate_series(1, 5) g")
         await delivery.listener().run(drain=True)
         await delivery.qstash.wait_idle()
         body = jobs_body([1])
         await delivery.post_jobs(body, sign("sig_wrong", f"{delivery.webhook_url}/v1/jobs", body))
         delivery.qstash.set_outage(True)
-        await conn.execute("INSERT INTO courses (title) VALUES ('during outage')")
+        await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('during outage')")
         await delivery.listener().run(drain=True)
         secrets = [
             delivery.settings.qstash_token,
@@ -377,7 +382,7 @@ async def test_secrets_never_reach_the_logs(conn, settings, caplog):
 
 async def test_a_message_without_outcome_is_published_again(conn, settings):
     async with delivery_setup(settings, dispatch_timeout=0.5) as delivery:
-        await conn.execute("INSERT INTO courses (title) VALUES ('lost in transit')")
+        await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('lost in transit')")
         delivery.qstash.pause_delivery()  # QStash accepts, but never delivers
         listener = delivery.listener(rescue_interval=0.1)
         running = asyncio.create_task(listener.run())
@@ -400,7 +405,7 @@ async def _message_count(delivery: Delivery, at_least: int) -> bool:
 async def test_a_delivery_that_overtakes_the_publishers_commit_still_processes_the_jobs(conn, dsn, delivery):
     from embedq import db
 
-    await conn.execute("INSERT INTO courses (title) SELECT 'race ' || g FROM generate_series(1, 5) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'race ' || g FROM generate_series(1, 5) g")
     ids = await dispatch_all(conn)
     publisher = await db.connect(dsn, "embedq-tests-publisher")  # recording the message id, not committed yet
     transaction = publisher.transaction()
@@ -422,7 +427,7 @@ async def test_a_delivery_that_overtakes_the_publishers_commit_still_processes_t
 
 
 async def test_a_job_held_back_by_another_job_of_its_row_is_redelivered(conn, delivery):
-    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('busy row') RETURNING id")
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('busy row') RETURNING id")
     ids = await dispatch_all(conn)
     # another job of the same row is being processed elsewhere right now
     await conn.execute(
@@ -441,7 +446,7 @@ async def test_a_job_held_back_by_another_job_of_its_row_is_redelivered(conn, de
 
 async def test_a_delivery_before_the_message_id_is_recorded_still_gets_its_failure_callback(conn, delivery):
     # QStash delivers at once: the webhook takes the job before the listener records the message id
-    await conn.execute("INSERT INTO courses (title) VALUES ('overtaken')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('overtaken')")
     (job_id,) = await dispatch_all(conn)
     await conn.fetch("SELECT * FROM embedq.jobs_accept(ARRAY[$1::bigint], 'webhook', '1 minute')", job_id)
     await conn.execute("SELECT embedq.jobs_set_message(ARRAY[$1::bigint], 'msg_overtaken', '1 hour')", job_id)
@@ -457,7 +462,7 @@ async def test_a_delivery_before_the_message_id_is_recorded_still_gets_its_failu
 
 async def test_a_dispatch_claim_lasts_long_enough_to_publish_then_as_long_as_the_delivery(conn):
     # if the publisher never records its message (the database went away), the jobs come back soon
-    await conn.execute("INSERT INTO courses (title) VALUES ('published'), ('publish unrecorded')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('published'), ('publish unrecorded')")
     ids = [
         r["id"]
         for r in await conn.fetch(

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from embedq.webhook.signature import SignatureVerifier
+from embedq.qstash.signature import SignatureVerifier
 from tests.qstash_server import DEFAULT_TOKEN, QStashServer, serve_app
 
 pytestmark = pytest.mark.timeout(30)

@@ -43,7 +43,7 @@ async def test_up_delivers_through_qstash_and_stops_on_sigterm(conn, dsn):
                     except httpx.HTTPError:
                         pass
                     await asyncio.sleep(0.2)
-            await conn.execute("INSERT INTO posts (title, body) VALUES ('Through QStash', 'and back')")
+            await conn.execute("INSERT INTO embedq_sample.posts (title, body) VALUES ('Through QStash', 'and back')")
             for _ in range(600):
                 if await conn.fetchval("SELECT count(*) FROM embedq.embeddings"):
                     break

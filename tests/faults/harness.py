@@ -332,7 +332,7 @@ def post_text(rng: random.Random, number: int) -> tuple[str, str]:
 async def insert_posts(conn: asyncpg.Connection, rng: random.Random, count: int, first_number: int = 1) -> list[int]:
     rows = [post_text(rng, first_number + i) for i in range(count)]
     records = await conn.fetch(
-        "INSERT INTO posts (title, body) SELECT * FROM unnest($1::text[], $2::text[]) RETURNING id",
+        "INSERT INTO embedq_sample.posts (title, body) SELECT * FROM unnest($1::text[], $2::text[]) RETURNING id",
         [r[0] for r in rows],
         [r[1] for r in rows],
     )

@@ -54,7 +54,7 @@ class Editor:
     async def _update(self, conn, ids: list[int]) -> None:
         texts = [post_text(self.rng, 1_000_000 + self.updates + i) for i in range(len(ids))]
         await conn.execute(
-            "UPDATE posts p SET title = u.title, body = u.body "
+            "UPDATE embedq_sample.posts p SET title = u.title, body = u.body "
             "FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, title, body) WHERE p.id = u.id",
             ids,
             [t[0] for t in texts],
@@ -63,7 +63,7 @@ class Editor:
         self.updates += len(ids)
 
     async def _delete(self, conn, post_id: int) -> None:
-        await conn.execute("DELETE FROM posts WHERE id = $1", post_id)
+        await conn.execute("DELETE FROM embedq_sample.posts WHERE id = $1", post_id)
         self.hot.remove(post_id)
         self.deletes += 1
 
@@ -96,7 +96,7 @@ async def test_three_listeners_and_two_webhooks_on_a_backlog_with_concurrent_edi
         await proxy.aclose()
 
     checked = (await assert_consistent(conn, harness))["vectors_checked"]
-    remaining = await conn.fetchval("SELECT count(*) FROM posts")
+    remaining = await conn.fetchval("SELECT count(*) FROM embedq_sample.posts")
     assert remaining == rows - editor.deletes
     assert await conn.fetchval("SELECT count(DISTINCT source_id) FROM embedq.embeddings") == remaining
     assert editor.updates > 0 and editor.deletes > 0

@@ -122,7 +122,7 @@ def seed_jobs(dsn: str) -> tuple[int, list[int]]:
     three dispatched under a known QStash message id, one dead (replayable), pending ones, and an
     application write still waiting in the inbox."""
     with psycopg.connect(dsn, autocommit=True) as db:
-        db.execute("INSERT INTO courses (title) SELECT 'hostile ' || g FROM generate_series(1, 6) g")
+        db.execute("INSERT INTO embedq_sample.courses (title) SELECT 'hostile ' || g FROM generate_series(1, 6) g")
         db.execute("SELECT embedq.jobs_ingest()")
         dispatched = [
             r[0] for r in db.execute("SELECT id FROM embedq.jobs_claim('seed', 3, '1 hour', NULL, 'dispatched')")
@@ -134,7 +134,7 @@ def seed_jobs(dsn: str) -> tuple[int, list[int]]:
             "UPDATE embedq.jobs SET status = 'dead', finished_at = now(), last_error = 'seeded' "
             "WHERE id = (SELECT min(id) FROM embedq.jobs WHERE status = 'pending') RETURNING id"
         ).fetchone()[0]
-        db.execute("INSERT INTO posts (title, body) VALUES ('waiting in the inbox', 'x')")
+        db.execute("INSERT INTO embedq_sample.posts (title, body) VALUES ('waiting in the inbox', 'x')")
     return dead, dispatched
 
 
@@ -674,8 +674,8 @@ UNION ALL SELECT 'role ' || quote_ident(rolname) FROM pg_roles
 UNION ALL SELECT 'policy ' || polrelid::regclass::text || ' ' || quote_ident(polname) FROM pg_policy
 UNION ALL SELECT 'event trigger ' || quote_ident(evtname) FROM pg_event_trigger
 UNION ALL SELECT 'rows ' || relname || ' ' || n FROM (
-    SELECT 'courses' AS relname, count(*) AS n FROM public.courses UNION ALL
-    SELECT 'posts', count(*) FROM public.posts UNION ALL
+    SELECT 'courses' AS relname, count(*) AS n FROM embedq_sample.courses UNION ALL
+    SELECT 'posts', count(*) FROM embedq_sample.posts UNION ALL
     SELECT 'bystander', count(*) FROM public.bystander) AS counted
 UNION ALL SELECT 'source ' || row_to_json(s)::text FROM embedq.sources s
 """
@@ -843,6 +843,9 @@ def catalog_db(dsn) -> Iterator[psycopg.Connection]:
         setup.execute("CREATE TABLE public.bystander (id int PRIMARY KEY, note text)")
         setup.execute("INSERT INTO public.bystander VALUES (1, 'still here')")
     with psycopg.connect(dsn) as connection:
+        # bare names like `courses` in the cases below mean the sample application's tables
+        connection.execute("SET search_path = embedq_sample, public")
+        connection.commit()
         yield connection
 
 
@@ -942,7 +945,7 @@ def test_the_same_name_in_another_schema_registers_that_table_only(catalog_db):
     before = catalog(db)
     register(db, "other_course", "other.courses", ["title"])
     assert_registered_exactly(db, before, "other_course", "other.courses", "id", ["title"])
-    db.execute("INSERT INTO public.courses (title) VALUES ('public one')")
+    db.execute("INSERT INTO embedq_sample.courses (title) VALUES ('sample one')")
     db.execute("INSERT INTO other.courses VALUES (7, 'other one')")
     db.execute("SELECT embedq.jobs_ingest()")
     other_jobs = db.execute("SELECT source_id FROM embedq.jobs WHERE content_type = 'other_course'").fetchall()
@@ -982,7 +985,7 @@ def test_tables_embedq_must_not_watch_are_refused(catalog_db, case):
     # whatever happened, the application's writes must still queue their jobs, and only theirs
     with db.transaction(force_rollback=True):
         try:
-            db.execute("INSERT INTO courses (title) VALUES ('an application write')")
+            db.execute("INSERT INTO embedq_sample.courses (title) VALUES ('an application write')")
             db.execute("SELECT embedq.jobs_ingest()")
             db.execute("SELECT embedq.jobs_ingest()")
         except psycopg.Error as write_error:
@@ -995,10 +998,10 @@ def test_tables_embedq_must_not_watch_are_refused(catalog_db, case):
 
 
 OTHER_RELATIONS = {
-    "view": "CREATE VIEW hostile_rel AS SELECT id, title FROM courses",
-    "materialized view": "CREATE MATERIALIZED VIEW hostile_rel AS SELECT id, title FROM courses",
+    "view": "CREATE VIEW hostile_rel AS SELECT id, title FROM embedq_sample.courses",
+    "materialized view": "CREATE MATERIALIZED VIEW hostile_rel AS SELECT id, title FROM embedq_sample.courses",
     "sequence": "CREATE SEQUENCE hostile_rel",
-    "index": "CREATE UNIQUE INDEX hostile_rel ON courses (title, id)",
+    "index": "CREATE UNIQUE INDEX hostile_rel ON embedq_sample.courses (title, id)",
     "composite type": "CREATE TYPE hostile_rel AS (id bigint, title text)",
 }
 
@@ -1061,7 +1064,7 @@ def test_a_row_with_a_null_key_does_not_stop_the_queue(catalog_db):
         assert is_clear_refusal(error) and "slug" in str(error), error
         return
     db.execute("INSERT INTO hostile_nullable VALUES (NULL, 'no key'), ('a', 'keyed')")
-    db.execute("INSERT INTO courses (title) VALUES ('an innocent course')")
+    db.execute("INSERT INTO embedq_sample.courses (title) VALUES ('an innocent course')")
     try:
         with db.transaction():
             db.execute("SELECT embedq.jobs_ingest()")
@@ -1311,7 +1314,7 @@ def test_garbage_against_a_real_database_gets_one_line_and_exit_code_2(dsn, faul
     if not fault_scale.long and case not in SHORT_MIGRATED_DATABASE_CASES:
         pytest.skip("run by `make faults` (--faults-long)")
     with psycopg.connect(dsn, autocommit=True) as db:  # one finished job, so `replay --id 1` has something
-        db.execute("INSERT INTO courses (title) VALUES ('replayable')")
+        db.execute("INSERT INTO embedq_sample.courses (title) VALUES ('replayable')")
         db.execute("SELECT embedq.jobs_ingest()")
         db.execute("UPDATE embedq.jobs SET status = 'dead', finished_at = now(), last_error = 'x'")
         before = database_state(db)
@@ -1410,7 +1413,7 @@ argument_values = st.one_of(
             "NaN",
             "∞",
             "١٢",
-            "'; DROP TABLE courses; --",
+            "'; DROP TABLE embedq_sample.courses; --",
         ]
     ),
     st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12),

@@ -220,7 +220,7 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
                 assert reconnect.webhook < RECONNECT_SECONDS, f"webhook healthy again only after {reconnect}"
                 assert reconnect.listener < RECONNECT_SECONDS, f"listener claimed again only after {reconnect}"
             await assert_consistent(conn, harness)
-            written = await conn.fetchval("SELECT count(*) FROM posts")
+            written = await conn.fetchval("SELECT count(*) FROM embedq_sample.posts")
             assert written >= rows + restarts * 26
             assert await conn.fetchval("SELECT count(DISTINCT source_id) FROM embedq.embeddings") == written
             await record_figures(
@@ -266,7 +266,7 @@ async def restart_under_load(
     conn = await db.connect(pg.dsn, "faults-check")
     try:
         marker = await conn.fetchval(
-            "INSERT INTO posts (title, body) VALUES ('after the restart', 'marker') RETURNING id"
+            "INSERT INTO embedq_sample.posts (title, body) VALUES ('after the restart', 'marker') RETURNING id"
         )
 
         async def claimed() -> bool:

@@ -330,25 +330,26 @@ async def drive_traffic(
 
     # plain traffic through QStash
     await conn.execute(
-        "INSERT INTO courses (title, description) SELECT 'course ' || g, 'about ' || g FROM generate_series(1, 12) g"
+        "INSERT INTO embedq_sample.courses (title, description) SELECT 'course ' || g, 'about ' || g "
+        "FROM generate_series(1, 12) g"
     )
     await settle("the first rows are embedded through QStash")
     assert (await job_counts(conn)).get("done") == 12
 
     # a transient provider error (503 with Retry-After): QStash brings the message again
     provider.fail_next(1, status=503, retry_after=0.01)
-    await conn.execute("INSERT INTO posts (title, body) VALUES ('flaky', 'the provider hiccups')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title, body) VALUES ('flaky', 'the provider hiccups')")
     await settle("a post survives a provider failure")
 
     # a permanent provider error: the provider rejects one text
     provider.reject_marker = "POISON-ROW"
-    await conn.execute("INSERT INTO posts (title, body) VALUES ('poison', 'POISON-ROW')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title, body) VALUES ('poison', 'POISON-ROW')")
     await settle("the rejected post ends dead")
     provider.reject_marker = None
 
     # the provider refuses our key (as after a rotation): its error names a cut-down key
     provider.api_key = "sk-proj-the-key-the-provider-expects-now"
-    await conn.execute("INSERT INTO courses (title) VALUES ('refused key')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('refused key')")
     await settle("the job the provider refused ends dead")
     provider.api_key = values.openai_api_key
 
@@ -356,7 +357,7 @@ async def drive_traffic(
     provider.fail_next(50, status=503, retry_after=0.01)
     dead_letters = len(qstash.dead_letters)
     callbacks = qstash.counters.callbacks
-    await conn.execute("INSERT INTO courses (title) VALUES ('QStash gives up on me')")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('QStash gives up on me')")
 
     async def given_up() -> bool:
         return len(qstash.dead_letters) > dead_letters and qstash.counters.callbacks > callbacks
@@ -370,7 +371,7 @@ async def drive_traffic(
 
     # QStash down: the listener's breaker opens and it embeds locally, then QStash is back
     qstash.set_outage(True)
-    await conn.execute("INSERT INTO courses (title) SELECT 'outage ' || g FROM generate_series(1, 4) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'outage ' || g FROM generate_series(1, 4) g")
     await settle("rows written during the QStash outage are embedded locally")
     qstash.set_outage(False)
 
@@ -437,7 +438,7 @@ async def capture_read_channels(
     async with asyncio.timeout(10):
         async with http.stream("GET", f"{base}/v1/events", params={"token": values.api_token}) as events:
             assert events.status_code == 200
-            await conn.execute("INSERT INTO courses (title) VALUES ('an event to watch')")
+            await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('an event to watch')")
             seen = ""
             async for chunk in events.aiter_text():
                 seen += chunk

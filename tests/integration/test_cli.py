@@ -32,9 +32,9 @@ def assert_one_line_error(result, fragment: str) -> None:
 
 def test_status_json_counts_jobs_by_status_and_priority(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO courses (title) VALUES ('a'), ('b')")
-        post_id = conn.execute("INSERT INTO posts (title) VALUES ('p') RETURNING id").fetchone()[0]
-        conn.execute("INSERT INTO comments (post_id, body) VALUES (%s, 'c')", (post_id,))
+        conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('a'), ('b')")
+        post_id = conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('p') RETURNING id").fetchone()[0]
+        conn.execute("INSERT INTO embedq_sample.comments (post_id, body) VALUES (%s, 'c')", (post_id,))
     result = embedq("status", "--json", database_url=dsn)
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
@@ -53,7 +53,7 @@ def test_status_table_for_people(dsn):
 
 def test_jobs_show_cancel_retry_round_trip(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO courses (title) VALUES ('a')")
+        conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('a')")
         conn.execute("SELECT embedq.jobs_ingest()")
         job_id = conn.execute("SELECT id FROM embedq.jobs").fetchone()[0]
 
@@ -129,7 +129,7 @@ def test_activating_a_model_still_filling_warns_how_many_jobs_it_lacks(dsn):
         conn.execute("SELECT embedq.model_ensure('model-a', 'test', 8)")
         conn.execute("SELECT embedq.model_ensure('model-b', 'test', 8)")
         conn.execute("UPDATE embedq.models SET maintained = true WHERE name = 'model-b'")
-        conn.execute("INSERT INTO posts (title) VALUES ('one'), ('two')")
+        conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one'), ('two')")
         conn.execute("SELECT embedq.jobs_ingest()")
     result = embedq("models", "activate", "model-b", database_url=dsn)
     assert result.returncode == 0, result.stderr

@@ -21,18 +21,18 @@ async def claim(conn, model: str) -> list[tuple[str, str | None]]:
 
 
 async def test_a_row_change_queues_jobs_for_the_active_model_and_the_filling_ones(conn, three_models):
-    await conn.execute("INSERT INTO posts (title) VALUES ('one'), ('two')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one'), ('two')")
     await conn.execute("SELECT embedq.jobs_ingest()")
     jobs = await conn.fetch("SELECT source_id, model FROM embedq.jobs ORDER BY source_id, model NULLS FIRST")
     assert [tuple(j) for j in jobs] == [("1", None), ("1", "model-b"), ("2", None), ("2", "model-b")]
 
-    await conn.execute("UPDATE posts SET title = 'one, again' WHERE id = 1")
+    await conn.execute("UPDATE embedq_sample.posts SET title = 'one, again' WHERE id = 1")
     await conn.execute("SELECT embedq.jobs_ingest()")
     assert await conn.fetchval("SELECT count(*) FROM embedq.jobs") == 4  # coalesced per model
 
 
 async def test_each_listener_claims_only_its_models_jobs(conn, three_models):
-    await conn.execute("INSERT INTO posts (title) VALUES ('one')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one')")
     assert await claim(conn, "model-c") == []
     assert await claim(conn, "model-b") == [("1", "model-b")]
     await conn.execute(
@@ -42,7 +42,7 @@ async def test_each_listener_claims_only_its_models_jobs(conn, three_models):
 
 
 async def test_a_row_is_embedded_by_one_model_at_a_time(conn, three_models):
-    await conn.execute("INSERT INTO posts (title) VALUES ('one')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one')")
     assert await claim(conn, "model-b") == [("1", "model-b")]
     assert await claim(conn, "model-a") == []  # waits for model-b's job of the same row
 
@@ -50,14 +50,14 @@ async def test_a_row_is_embedded_by_one_model_at_a_time(conn, three_models):
 async def test_activation_hands_the_active_models_jobs_over(conn, three_models):
     await conn.execute("SELECT embedq.model_activate('model-b')")
     assert await conn.fetchval("SELECT maintained FROM embedq.models WHERE name = 'model-b'") is False
-    await conn.execute("INSERT INTO posts (title) VALUES ('one')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one')")
     assert await claim(conn, "model-a") == []  # no longer active, not being filled
     assert await claim(conn, "model-b") == [("1", None)]
     assert await conn.fetchval("SELECT count(*) FROM embedq.jobs") == 1
 
 
 async def test_requeue_merges_into_the_pending_job_of_the_same_model_only(conn, three_models):
-    await conn.execute("INSERT INTO posts (title) VALUES ('one')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one')")
     await claim(conn, "model-b")
     await conn.execute(
         "SELECT embedq.jobs_complete(array_agg(id), array_agg(attempts)) FROM embedq.jobs WHERE status = 'processing'"

@@ -40,17 +40,23 @@ async def statuses(conn) -> dict[str, int]:
 
 async def test_rows_written_become_vectors_for_every_type(conn, dsn, settings):
     profile = await conn.fetchval(
-        "INSERT INTO profiles (display_name, bio, interests) "
+        "INSERT INTO embedq_sample.profiles (display_name, bio, interests) "
         "VALUES ('Ada', 'Mathematician', '{maths,engines}') RETURNING id"
     )
-    course = await conn.fetchval("INSERT INTO courses (title, tags) VALUES ('SQL basics', '{db}') RETURNING id")
+    course = await conn.fetchval(
+        "INSERT INTO embedq_sample.courses (title, tags) VALUES ('SQL basics', '{db}') RETURNING id"
+    )
     lesson = await conn.fetchval(
-        "INSERT INTO lessons (course_id, title, content) VALUES ($1, 'Joins', 'Inner joins') RETURNING id", course
+        "INSERT INTO embedq_sample.lessons (course_id, title, content) VALUES ($1, 'Joins', 'Inner "
+        "joins') RETURNING id",
+        course,
     )
     post = await conn.fetchval(
-        "INSERT INTO posts (author_id, title, body) VALUES ($1, 'Hi', 'Hello') RETURNING id", profile
+        "INSERT INTO embedq_sample.posts (author_id, title, body) VALUES ($1, 'Hi', 'Hello') RETURNING id", profile
     )
-    comment = await conn.fetchval("INSERT INTO comments (post_id, body) VALUES ($1, 'Nice post') RETURNING id", post)
+    comment = await conn.fetchval(
+        "INSERT INTO embedq_sample.comments (post_id, body) VALUES ($1, 'Nice post') RETURNING id", post
+    )
     embedder = HashEmbedder()
 
     totals = await drain(dsn, settings, embedder)
@@ -71,12 +77,14 @@ async def test_rows_written_become_vectors_for_every_type(conn, dsn, settings):
 
 
 async def test_an_edit_re_embeds_and_an_unchanged_text_makes_no_provider_call(conn, dsn, settings):
-    course = await conn.fetchval("INSERT INTO courses (title, description) VALUES ('Bread', 'Sourdough') RETURNING id")
+    course = await conn.fetchval(
+        "INSERT INTO embedq_sample.courses (title, description) VALUES ('Bread', 'Sourdough') RETURNING id"
+    )
     embedder = HashEmbedder()
     await drain(dsn, settings, embedder)
     before = await vectors(conn, "course", course)
 
-    await conn.execute("UPDATE courses SET description = 'Rye bread' WHERE id = $1", course)
+    await conn.execute("UPDATE embedq_sample.courses SET description = 'Rye bread' WHERE id = $1", course)
     await drain(dsn, settings, embedder)
     after = await vectors(conn, "course", course)
     assert "Rye bread" in after[0]["content"] and after[0]["content_hash"] != before[0]["content_hash"]
@@ -90,10 +98,10 @@ async def test_an_edit_re_embeds_and_an_unchanged_text_makes_no_provider_call(co
 
 
 async def test_a_delete_removes_the_vectors(conn, dsn, settings):
-    post = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('Bye', 'Soon gone') RETURNING id")
+    post = await conn.fetchval("INSERT INTO embedq_sample.posts (title, body) VALUES ('Bye', 'Soon gone') RETURNING id")
     await drain(dsn, settings, HashEmbedder())
     assert len(await vectors(conn, "post", post)) == 1
-    await conn.execute("DELETE FROM posts WHERE id = $1", post)
+    await conn.execute("DELETE FROM embedq_sample.posts WHERE id = $1", post)
     totals = await drain(dsn, settings, HashEmbedder())
     assert totals.done == 1
     assert await vectors(conn, "post", post) == []
@@ -101,7 +109,7 @@ async def test_a_delete_removes_the_vectors(conn, dsn, settings):
 
 async def test_unknown_content_type_is_dead_with_a_clear_error(conn, dsn, settings):
     await conn.execute("INSERT INTO embedq.jobs (content_type, source_id) VALUES ('mystery', '1')")
-    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('fine') RETURNING id")
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('fine') RETURNING id")
     totals = await drain(dsn, settings, HashEmbedder())
     assert (totals.done, totals.dead) == (1, 1)
     row = await conn.fetchrow("SELECT status::text, last_error FROM embedq.jobs WHERE content_type = 'mystery'")
@@ -111,7 +119,7 @@ async def test_unknown_content_type_is_dead_with_a_clear_error(conn, dsn, settin
 
 
 async def test_a_row_with_no_text_is_done_without_vectors(conn, dsn, settings):
-    post = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('  ', NULL) RETURNING id")
+    post = await conn.fetchval("INSERT INTO embedq_sample.posts (title, body) VALUES ('  ', NULL) RETURNING id")
     embedder = HashEmbedder()
     totals = await drain(dsn, settings, embedder)
     assert totals.done == 1 and embedder.calls == []
@@ -119,9 +127,9 @@ async def test_a_row_with_no_text_is_done_without_vectors(conn, dsn, settings):
 
 
 async def test_text_that_empties_removes_old_vectors(conn, dsn, settings):
-    post = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('T', 'B') RETURNING id")
+    post = await conn.fetchval("INSERT INTO embedq_sample.posts (title, body) VALUES ('T', 'B') RETURNING id")
     await drain(dsn, settings, HashEmbedder())
-    await conn.execute("UPDATE posts SET title = '', body = NULL WHERE id = $1", post)
+    await conn.execute("UPDATE embedq_sample.posts SET title = '', body = NULL WHERE id = $1", post)
     await drain(dsn, settings, HashEmbedder())
     assert await vectors(conn, "post", post) == []
 
@@ -130,9 +138,11 @@ async def test_a_1mb_text_is_chunked_and_every_chunk_stored(conn, dsn, settings)
     words = [f"word{i % 997}" for i in range(180_000)]
     content = " ".join(words)
     assert len(content) > 1_000_000
-    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('Big') RETURNING id")
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('Big') RETURNING id")
     lesson = await conn.fetchval(
-        "INSERT INTO lessons (course_id, title, content) VALUES ($1, 'Long', $2) RETURNING id", course, content
+        "INSERT INTO embedq_sample.lessons (course_id, title, content) VALUES ($1, 'Long', $2) RETURNING id",
+        course,
+        content,
     )
     embedder = HashEmbedder()
     test_settings = dataclasses.replace(settings, chunk_tokens=400, chunk_overlap_tokens=40)
@@ -145,14 +155,14 @@ async def test_a_1mb_text_is_chunked_and_every_chunk_stored(conn, dsn, settings)
     assert "word996" in " ".join(r["content"] for r in stored)
 
     # shrinking the text trims the surplus chunks
-    await conn.execute("UPDATE lessons SET content = 'short now' WHERE id = $1", lesson)
+    await conn.execute("UPDATE embedq_sample.lessons SET content = 'short now' WHERE id = $1", lesson)
     await drain(dsn, test_settings, embedder)
     assert len(await vectors(conn, "lesson", lesson)) == 1
 
 
 async def test_control_characters_and_replacement_chars_are_embedded(conn, dsn, settings):
     post = await conn.fetchval(
-        "INSERT INTO posts (title, body) VALUES ($1, $2) RETURNING id",
+        "INSERT INTO embedq_sample.posts (title, body) VALUES ($1, $2) RETURNING id",
         "Bad\x01bytes\x7f",
         "caf\ufffd with \u200b zero width",
     )
@@ -165,12 +175,12 @@ async def test_invalid_utf8_never_enters_the_table_nor_the_queue(conn):
     import asyncpg
 
     with pytest.raises(asyncpg.CharacterNotInRepertoireError):
-        await conn.execute("INSERT INTO posts (title) VALUES (convert_from('\\xfffe'::bytea, 'UTF8'))")
+        await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES (convert_from('\\xfffe'::bytea, 'UTF8'))")
     assert await conn.fetchval("SELECT count(*) FROM embedq.job_inbox") == 0
 
 
 async def test_transient_failures_retry_with_backoff_then_die(conn, dsn, settings):
-    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('flaky') RETURNING id")
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('flaky') RETURNING id")
     embedder = HashEmbedder()
     embedder.fail_next = [RetryableError("provider overloaded (503)")]
     fast = dataclasses.replace(settings, retry_base_seconds=0.05, retry_max_seconds=0.05)
@@ -192,9 +202,13 @@ async def test_transient_failures_retry_with_backoff_then_die(conn, dsn, setting
 
 
 async def test_a_poison_row_dies_alone(conn, dsn, settings):
-    post = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('ok', 'fine') RETURNING id")
-    poison = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('bad', 'POISON here') RETURNING id")
-    other = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('ok2', 'also fine') RETURNING id")
+    post = await conn.fetchval("INSERT INTO embedq_sample.posts (title, body) VALUES ('ok', 'fine') RETURNING id")
+    poison = await conn.fetchval(
+        "INSERT INTO embedq_sample.posts (title, body) VALUES ('bad', 'POISON here') RETURNING id"
+    )
+    other = await conn.fetchval(
+        "INSERT INTO embedq_sample.posts (title, body) VALUES ('ok2', 'also fine') RETURNING id"
+    )
     embedder = HashEmbedder()
     embedder.poison_marker = "POISON"
     totals = await drain(dsn, settings, embedder)
@@ -217,7 +231,7 @@ class SlowEmbedder(HashEmbedder):
 
 
 async def test_a_crashed_listener_loses_nothing(conn, dsn, settings):
-    await conn.execute("INSERT INTO courses (title) SELECT 'c' || g FROM generate_series(1, 40) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'c' || g FROM generate_series(1, 40) g")
     slow = SlowEmbedder(delay=30)
     crashed = listener_for(dsn, settings, slow, lease_seconds=1, batch_size=10)
     task = asyncio.create_task(crashed.run())
@@ -238,7 +252,7 @@ async def test_a_crashed_listener_loses_nothing(conn, dsn, settings):
 
 
 async def test_two_listeners_never_embed_the_same_job_twice(conn, dsn, settings):
-    await conn.execute("INSERT INTO courses (title) SELECT 'course ' || g FROM generate_series(1, 300) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'course ' || g FROM generate_series(1, 300) g")
     first, second = SlowEmbedder(delay=0.01), SlowEmbedder(delay=0.01)
     a = listener_for(dsn, settings, first, batch_size=8)
     b = listener_for(dsn, settings, second, batch_size=8)
@@ -262,7 +276,7 @@ async def test_two_listeners_never_embed_the_same_job_twice(conn, dsn, settings)
 
 
 async def test_a_cancelled_claim_writes_nothing(conn, dsn, settings):
-    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('to cancel') RETURNING id")
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('to cancel') RETURNING id")
     slow = SlowEmbedder(delay=0.5)
     work = asyncio.create_task(drain(dsn, settings, slow))
     await asyncio.wait_for(slow.started.wait(), 10)
@@ -280,7 +294,7 @@ async def test_a_running_listener_wakes_on_notify(conn, dsn, settings):
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)
         await asyncio.sleep(0.3)  # the notifier is listening
-        course = await conn.fetchval("INSERT INTO courses (title) VALUES ('wake up') RETURNING id")
+        course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('wake up') RETURNING id")
         for _ in range(100):
             if await vectors(conn, "course", course):
                 break
@@ -292,8 +306,8 @@ async def test_a_running_listener_wakes_on_notify(conn, dsn, settings):
 
 
 async def test_filtered_search_still_returns_k_rows(conn, dsn, settings):
-    await conn.execute("INSERT INTO courses (title) SELECT 'course ' || g FROM generate_series(1, 600) g")
-    await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 25) g")
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'course ' || g FROM generate_series(1, 600) g")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) SELECT 'post ' || g FROM generate_series(1, 25) g")
     embedder = HashEmbedder()
     await drain(dsn, settings, embedder, batch_size=200, hnsw_min_rows=500)
     assert await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "ready"
@@ -321,7 +335,7 @@ async def test_filtered_search_still_returns_k_rows(conn, dsn, settings):
 async def test_the_hnsw_index_is_built_once_the_model_has_enough_vectors(conn, dsn, settings):
     from embedq.search import search
 
-    await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 30) g")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) SELECT 'post ' || g FROM generate_series(1, 30) g")
     embedder = HashEmbedder()
     await drain(dsn, settings, embedder, hnsw_min_rows=50)
     assert await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "missing"
@@ -332,7 +346,7 @@ async def test_the_hnsw_index_is_built_once_the_model_has_enough_vectors(conn, d
     listener = listener_for(dsn, settings, embedder, hnsw_min_rows=50)
     running = asyncio.create_task(listener.run())
     try:
-        await conn.execute("INSERT INTO posts (title) SELECT 'more ' || g FROM generate_series(1, 30) g")
+        await conn.execute("INSERT INTO embedq_sample.posts (title) SELECT 'more ' || g FROM generate_series(1, 30) g")
         for _ in range(200):
             if await conn.fetchval("SELECT embedq.model_index_state('hash-test')") == "ready":
                 break
@@ -346,7 +360,7 @@ async def test_the_hnsw_index_is_built_once_the_model_has_enough_vectors(conn, d
 async def test_an_invalid_index_left_by_a_failed_build_is_rebuilt(conn, dsn, settings):
     from embedq.listener.indexer import ensure_index
 
-    await conn.execute("INSERT INTO posts (title) SELECT 'post ' || g FROM generate_series(1, 20) g")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) SELECT 'post ' || g FROM generate_series(1, 20) g")
     embedder = HashEmbedder()
     await drain(dsn, settings, embedder, hnsw_min_rows=1000)
     name = await conn.fetchval("SELECT embedq._model_index_name('hash-test')")
@@ -363,16 +377,18 @@ async def test_an_invalid_index_left_by_a_failed_build_is_rebuilt(conn, dsn, set
 
 
 async def test_low_priority_jobs_wait_briefly_to_share_a_batch(conn, dsn, settings):
-    post = await conn.fetchval("INSERT INTO posts (title) VALUES ('p') RETURNING id")
+    post = await conn.fetchval("INSERT INTO embedq_sample.posts (title) VALUES ('p') RETURNING id")
     await drain(dsn, settings, HashEmbedder())
     listener = listener_for(dsn, settings, HashEmbedder(), batch_window=1.5, poll_interval=60)
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)
         await asyncio.sleep(0.3)
-        await conn.execute("INSERT INTO comments (post_id, body) VALUES ($1, 'first')", post)  # priority 5
+        await conn.execute(
+            "INSERT INTO embedq_sample.comments (post_id, body) VALUES ($1, 'first')", post
+        )  # priority 5
         await asyncio.sleep(0.3)
-        await conn.execute("INSERT INTO comments (post_id, body) VALUES ($1, 'second')", post)
+        await conn.execute("INSERT INTO embedq_sample.comments (post_id, body) VALUES ($1, 'second')", post)
         for _ in range(100):
             if (await statuses(conn)).get("done", 0) == 3:
                 break
@@ -389,7 +405,9 @@ async def test_urgent_jobs_do_not_wait_for_the_batch_window(conn, dsn, settings)
     try:
         await asyncio.wait_for(listener.ready.wait(), 10)
         await asyncio.sleep(0.3)
-        course = await conn.fetchval("INSERT INTO courses (title) VALUES ('urgent') RETURNING id")  # priority 2
+        course = await conn.fetchval(
+            "INSERT INTO embedq_sample.courses (title) VALUES ('urgent') RETURNING id"
+        )  # priority 2
         for _ in range(100):
             if await vectors(conn, "course", course):
                 break
@@ -423,7 +441,9 @@ async def test_the_notifier_reconnects_after_its_connection_is_killed(conn, dsn,
             await asyncio.sleep(0.05)
         assert new_pid
         await asyncio.sleep(0.3)
-        course = await conn.fetchval("INSERT INTO courses (title) VALUES ('after reconnect') RETURNING id")
+        course = await conn.fetchval(
+            "INSERT INTO embedq_sample.courses (title) VALUES ('after reconnect') RETURNING id"
+        )
         for _ in range(100):
             if await vectors(conn, "course", course):
                 break
@@ -435,7 +455,7 @@ async def test_the_notifier_reconnects_after_its_connection_is_killed(conn, dsn,
 
 
 async def test_a_batch_longer_than_its_lease_keeps_it(conn, dsn, settings):
-    course = await conn.fetchval("INSERT INTO courses (title) VALUES ('slow') RETURNING id")
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('slow') RETURNING id")
     slow = SlowEmbedder(delay=2.5)
     listener = listener_for(dsn, settings, slow, lease_seconds=0.6, rescue_interval=0.1)
     task = asyncio.create_task(listener.run())  # its own rescuer runs every 0.1 s

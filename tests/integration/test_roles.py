@@ -92,7 +92,10 @@ async def logins(conn, dsn) -> AsyncIterator[Logins]:
         await conn.execute(f"CREATE ROLE {made.webhook} LOGIN IN ROLE embedq_webhook")
         await conn.execute(f"CREATE ROLE {made.app} LOGIN IN ROLE embedq_app_writer")
         # The application's own rights on its own tables: the operator's business, not roles.sql's.
-        await conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON public.courses, public.profiles TO {made.app}")
+        await conn.execute(f"GRANT USAGE ON SCHEMA embedq_sample TO {made.app}")
+        await conn.execute(
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON embedq_sample.courses, embedq_sample.profiles TO {made.app}"
+        )
         yield made
     finally:
         for user in (made.listener, made.webhook, made.app):
@@ -120,7 +123,7 @@ async def write_courses(logins: Logins, *titles: str) -> list[int]:
     async with connected(logins.dsn, logins.app) as app:
         return [
             await app.fetchval(
-                "INSERT INTO courses (title, description) VALUES ($1, 'about ' || $1) RETURNING id", title
+                "INSERT INTO embedq_sample.courses (title, description) VALUES ($1, 'about ' || $1) RETURNING id", title
             )
             for title in titles
         ]
@@ -182,13 +185,14 @@ async def test_roles_sql_creates_nologin_roles_and_a_second_run_changes_nothing(
 async def test_source_tables_are_readable_only_in_their_key_and_registered_fields(conn, logins):
     async with connected(logins.dsn, logins.listener) as listener:
         await listener.fetch(
-            "SELECT id, title, description, category, tags, requirements, learning_objectives FROM public.courses"
+            "SELECT id, title, description, category, tags, requirements, learning_objectives FROM "
+            "embedq_sample.courses"
         )
-        await listener.fetch("SELECT id, display_name, bio, interests FROM public.profiles")
+        await listener.fetch("SELECT id, display_name, bio, interests FROM embedq_sample.profiles")
         for statement in (
-            "SELECT price_cents FROM public.courses",
-            "SELECT avatar_url FROM public.profiles",
-            "SELECT * FROM public.courses",
+            "SELECT price_cents FROM embedq_sample.courses",
+            "SELECT avatar_url FROM embedq_sample.profiles",
+            "SELECT * FROM embedq_sample.courses",
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await listener.fetch(statement)
@@ -203,14 +207,14 @@ async def test_the_application_writer_role_queues_jobs_through_the_triggers(conn
         return [(r[0], r[1], list(r[2])) for r in rows]
 
     async with connected(logins.dsn, logins.app) as app:
-        course = await app.fetchval("INSERT INTO courses (title) VALUES ('Bread') RETURNING id")
-        profile = await app.fetchval("INSERT INTO profiles (display_name) VALUES ('Ada') RETURNING id")
+        course = await app.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('Bread') RETURNING id")
+        profile = await app.fetchval("INSERT INTO embedq_sample.profiles (display_name) VALUES ('Ada') RETURNING id")
         assert await inbox() == [("course", "upsert", [str(course)]), ("profile", "upsert", [str(profile)])]
 
-        await app.execute("UPDATE courses SET price_cents = 900 WHERE id = $1", course)  # not embedded
+        await app.execute("UPDATE embedq_sample.courses SET price_cents = 900 WHERE id = $1", course)  # not embedded
         assert len(await inbox()) == 2
-        await app.execute("UPDATE courses SET title = 'Rye bread' WHERE id = $1", course)
-        await app.execute("DELETE FROM courses WHERE id = $1", course)
+        await app.execute("UPDATE embedq_sample.courses SET title = 'Rye bread' WHERE id = $1", course)
+        await app.execute("DELETE FROM embedq_sample.courses WHERE id = $1", course)
         assert (await inbox())[2:] == [("course", "upsert", [str(course)]), ("course", "delete", [str(course)])]
 
         for statement in (
@@ -378,16 +382,16 @@ FORBIDDEN_TO_BOTH = (
     "DELETE FROM embedq.sources",
     "UPDATE embedq.sources SET enabled = false",
     "INSERT INTO embedq.sources (content_type, table_name, key_column, fields) "
-    "VALUES ('evil', 'public.courses', 'id', ARRAY['title'])",
-    "SELECT embedq.register_source('evil', 'public.courses', ARRAY['title'])",
+    "VALUES ('evil', 'embedq_sample.courses', 'id', ARRAY['title'])",
+    "SELECT embedq.register_source('evil', 'embedq_sample.courses', ARRAY['title'])",
     "SELECT embedq.unregister_source('course')",
     "CREATE TABLE embedq.evil (id integer)",
     "CREATE FUNCTION embedq.evil() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
     "DROP FUNCTION embedq.jobs_claim",
     "CREATE INDEX ON embedq.embeddings (model)",
-    "INSERT INTO public.courses (title) VALUES ('x')",
-    "UPDATE public.courses SET title = 'x'",
-    "SELECT price_cents FROM public.courses",
+    "INSERT INTO embedq_sample.courses (title) VALUES ('x')",
+    "UPDATE embedq_sample.courses SET title = 'x'",
+    "SELECT price_cents FROM embedq_sample.courses",
     "INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids) VALUES ('course', 'upsert', 1, '{1}')",
 )
 FORBIDDEN_TO_WEBHOOK = (

@@ -49,14 +49,14 @@ async def test_a_text_keyed_table_with_a_json_field(conn):
     )
 
 
-@pytest.mark.parametrize("hostile", ['x"; DROP TABLE courses; --', "per%s cent%I %1$s"])
+@pytest.mark.parametrize("hostile", ['x"; DROP TABLE embedq_sample.courses; --', "per%s cent%I %1$s"])
 async def test_hostile_identifiers_are_data_not_sql(conn, hostile):
     quoted = hostile.replace(chr(34), chr(34) * 2)
     await conn.execute(f'CREATE TABLE "{quoted}" ("{quoted}" text, id int PRIMARY KEY)')
     table = await conn.fetchval("SELECT quote_ident($1)", hostile)
     await conn.execute("SELECT embedq.register_source('hostile', $1::regclass, ARRAY[$2])", table, hostile)
     await conn.execute(f"INSERT INTO {table} (id, {table}) VALUES (1, 'text')")
-    assert await conn.fetchval("SELECT to_regclass('public.courses') IS NOT NULL")
+    assert await conn.fetchval("SELECT to_regclass('embedq_sample.courses') IS NOT NULL")
     assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 1
     rows = await conn.fetch("SELECT * FROM embedq.source_rows('hostile', ARRAY['1'])")
     assert rows[0]["fields"] == {hostile: "text"}
@@ -66,21 +66,33 @@ async def test_hostile_identifiers_are_data_not_sql(conn, hostile):
     ("call", "message"),
     [
         (
-            "SELECT embedq.register_source('c2', 'courses', ARRAY['nope'])",
-            "column nope does not exist in table public.courses",
+            "SELECT embedq.register_source('c2', 'embedq_sample.courses', ARRAY['nope'])",
+            "column nope does not exist in table embedq_sample.courses",
         ),
         (
-            "SELECT embedq.register_source('Bad Type', 'courses', ARRAY['title'])",
+            "SELECT embedq.register_source('Bad Type', 'embedq_sample.courses', ARRAY['title'])",
             "content type 'Bad Type' is not valid",
         ),
-        ("SELECT embedq.register_source('x; drop table courses', 'courses', ARRAY['title'])", "is not valid"),
-        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 0)", "priority 0 is out of range"),
-        ("SELECT embedq.register_source('c2', 'courses', ARRAY[]::text[])", "at least one field"),
-        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title', 'title'])", "contain a duplicate"),
-        ("SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'slug')", "key column slug does not exist"),
         (
-            "SELECT embedq.register_source('c2', 'courses', ARRAY['title'], 3, 'category')",
-            "key column category of table public.courses has no unique index",
+            "SELECT embedq.register_source('x; drop table courses', 'embedq_sample.courses', ARRAY['title'])",
+            "is not valid",
+        ),
+        (
+            "SELECT embedq.register_source('c2', 'embedq_sample.courses', ARRAY['title'], 0)",
+            "priority 0 is out of range",
+        ),
+        ("SELECT embedq.register_source('c2', 'embedq_sample.courses', ARRAY[]::text[])", "at least one field"),
+        (
+            "SELECT embedq.register_source('c2', 'embedq_sample.courses', ARRAY['title', 'title'])",
+            "contain a duplicate",
+        ),
+        (
+            "SELECT embedq.register_source('c2', 'embedq_sample.courses', ARRAY['title'], 3, 'slug')",
+            "key column slug does not exist",
+        ),
+        (
+            "SELECT embedq.register_source('c2', 'embedq_sample.courses', ARRAY['title'], 3, 'category')",
+            "key column category of table embedq_sample.courses has no unique index",
         ),
         (
             "SELECT embedq.register_source('c2', 'no_such_table', ARRAY['title'])",
@@ -97,7 +109,7 @@ async def test_bad_registrations_fail_with_a_clear_message(conn, call, message):
 
 
 async def test_a_view_cannot_be_registered(conn):
-    await conn.execute("CREATE VIEW course_titles AS SELECT id, title FROM courses")
+    await conn.execute("CREATE VIEW course_titles AS SELECT id, title FROM embedq_sample.courses")
     with pytest.raises(asyncpg.PostgresError, match="is not a table"):
         await conn.execute("SELECT embedq.register_source('ct', 'course_titles', ARRAY['title'])")
 
@@ -109,36 +121,42 @@ async def test_a_temporary_table_cannot_be_registered(conn):
 
 
 async def test_unregister_removes_triggers_and_ends_queued_jobs(conn):
-    await conn.execute("INSERT INTO posts (title) VALUES ('queued')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('queued')")
     await conn.execute("SELECT embedq.unregister_source('post')")
-    await conn.execute("INSERT INTO posts (title) VALUES ('not queued')")
+    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('not queued')")
     rows = await conn.fetch("SELECT status::text, last_error FROM embedq.jobs WHERE content_type = 'post'")
     assert [tuple(r) for r in rows] == [("dead", "content type unregistered")]
     assert (
-        await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal")
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'embedq_sample.posts'::regclass AND NOT tgisinternal"
+        )
         == 0
     )
 
 
 async def test_reregistering_replaces_fields_and_priority(conn):
-    await conn.execute("SELECT embedq.register_source('post', 'posts', ARRAY['body'], 1)")
-    post_id = await conn.fetchval("INSERT INTO posts (title, body) VALUES ('t', 'b') RETURNING id")
+    await conn.execute("SELECT embedq.register_source('post', 'embedq_sample.posts', ARRAY['body'], 1)")
+    post_id = await conn.fetchval("INSERT INTO embedq_sample.posts (title, body) VALUES ('t', 'b') RETURNING id")
     await conn.execute("SELECT embedq.jobs_ingest()")
     await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
-    await conn.execute("UPDATE posts SET title = 'new title' WHERE id = $1", post_id)  # no longer embedded
+    await conn.execute(
+        "UPDATE embedq_sample.posts SET title = 'new title' WHERE id = $1", post_id
+    )  # no longer embedded
     assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 0
-    await conn.execute("UPDATE posts SET body = 'new body' WHERE id = $1", post_id)
+    await conn.execute("UPDATE embedq_sample.posts SET body = 'new body' WHERE id = $1", post_id)
     await conn.execute("SELECT embedq.jobs_ingest()")
     assert await conn.fetchval("SELECT priority FROM embedq.jobs WHERE status = 'pending'") == 1
     assert (
-        await conn.fetchval("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'posts'::regclass AND NOT tgisinternal")
+        await conn.fetchval(
+            "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'embedq_sample.posts'::regclass AND NOT tgisinternal"
+        )
         == 3
     )
 
 
 async def test_a_disabled_source_queues_nothing(conn):
     await conn.execute("UPDATE embedq.sources SET enabled = false WHERE content_type = 'comment'")
-    post_id = await conn.fetchval("INSERT INTO posts (title) VALUES ('p') RETURNING id")
-    await conn.execute("INSERT INTO comments (post_id, body) VALUES ($1, 'c')", post_id)
+    post_id = await conn.fetchval("INSERT INTO embedq_sample.posts (title) VALUES ('p') RETURNING id")
+    await conn.execute("INSERT INTO embedq_sample.comments (post_id, body) VALUES ($1, 'c')", post_id)
     await conn.execute("SELECT embedq.jobs_ingest()")
     assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'comment'") == 0

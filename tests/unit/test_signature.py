@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from embedq.webhook.signature import InvalidSignature, SignatureVerifier
+from embedq.qstash.signature import InvalidSignature, SignatureVerifier
 from tests.qstash_server.signing import body_hash, claims, encode, sign
 
 CURRENT_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
