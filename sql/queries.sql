@@ -244,3 +244,23 @@ SELECT EXISTS (SELECT 1 FROM embedq_sample.courses)
 
 -- name: sample_load
 SELECT content_type, written FROM embedq_sample.load($1::text::jsonb)
+
+-- name: rows_status
+-- One row's embedding state for the active model: the newest unfinished job if it has one, else
+-- its newest job; whether the triggers queued it but no claimer ingested it yet; its vectors.
+SELECT
+    EXISTS (SELECT 1 FROM embedq.job_inbox i WHERE i.content_type = $1 AND $2 = ANY (i.source_ids)) AS in_inbox,
+    latest.id AS job_id, latest.status::text AS job_status, latest.attempts, latest.last_error,
+    latest.updated_at AS job_updated_at, latest.finished_at AS job_finished_at,
+    vectors.chunks, vectors.embedded_at
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT j.* FROM embedq.jobs j
+    WHERE j.content_type = $1 AND j.source_id = $2 AND j.model IS NULL
+    ORDER BY (j.status IN ('pending', 'failed', 'processing', 'dispatched')) DESC, j.id DESC
+    LIMIT 1
+) AS latest ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS chunks, max(e.embedded_at) AS embedded_at FROM embedq.embeddings e
+    WHERE e.content_type = $1 AND e.source_id = $2 AND e.model = (SELECT m.name FROM embedq.models m WHERE m.active)
+) AS vectors ON true

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS embedq.jobs_by_source;
