@@ -264,3 +264,9 @@ LEFT JOIN LATERAL (
     SELECT count(*) AS chunks, max(e.embedded_at) AS embedded_at FROM embedq.embeddings e
     WHERE e.content_type = $1 AND e.source_id = $2 AND e.model = (SELECT m.name FROM embedq.models m WHERE m.active)
 ) AS vectors ON true
+
+-- name: doctor_pgvector_version
+SELECT extversion FROM pg_extension WHERE extname = 'vector'
+
+-- name: doctor_pgvector_available
+SELECT default_version FROM pg_available_extensions WHERE name = 'vector'
