@@ -535,10 +535,15 @@ class InMemoryJobStore:
             model = self.models[name] = Model(name, provider, dimensions, active=active, maintained=False)
         return model
 
-    async def ensure_index(self, model: str, min_rows: int) -> str:
-        if model not in self.indexed and sum(1 for k in self.embeddings if k[2] == model) >= min_rows:
-            self.indexed.add(model)
+    async def index_state(self, model: str) -> str:
         return "ready" if model in self.indexed else "missing"
+
+    async def has_vectors_at_least(self, model: str, count: int) -> bool:
+        return sum(1 for key in self.embeddings if key[2] == model) >= count
+
+    async def build_index(self, model: str) -> str | None:
+        self.indexed.add(model)
+        return "ready"
 
     async def announce_worker(self, name: str, mode: str, breaker: str) -> None:
         self.workers[name] = (mode, breaker)
