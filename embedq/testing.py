@@ -218,8 +218,9 @@ class InMemoryJobStore:
 
     # -- the outbox -----------------------------------------------------------------------
 
-    def _update(self, job: Job, **changes: Any) -> Job:
-        changed = dataclasses.replace(job, updated_at=self.clock(), **changes)
+    def _update(self, job: Job, now: datetime, **changes: Any) -> Job:
+        """One row changed by a statement that began at `now` (PostgreSQL's now())."""
+        changed = dataclasses.replace(job, updated_at=now, **changes)
         self.jobs[job.id] = changed
         return changed
 
@@ -230,11 +231,11 @@ class InMemoryJobStore:
         )
 
     def _upsert_pending(
-        self, key: Key, model: str | None, op: JobOp, priority: int, created_at: datetime, run_after: datetime
+        self, key: Key, model: str | None, op: JobOp, priority: int, created_at: datetime, now: datetime
     ) -> None:
         pending = self._pending(key, model)
         if pending is not None:
-            self._update(pending, op=op, priority=min(pending.priority, priority))
+            self._update(pending, now, op=op, priority=min(pending.priority, priority))
             return
         job_id = next(self._job_ids)
         self.jobs[job_id] = Job(
@@ -246,9 +247,9 @@ class InMemoryJobStore:
             status=JobStatus.PENDING,
             attempts=0,
             max_attempts=DEFAULT_MAX_ATTEMPTS,
-            run_after=run_after,
+            run_after=created_at,
             created_at=created_at,
-            updated_at=self.clock(),
+            updated_at=now,
             finished_at=None,
             message_id=None,
             last_error=None,
@@ -269,9 +270,10 @@ class InMemoryJobStore:
                 else:
                     touched[key] = (entry.op, min(seen[1], entry.priority), min(seen[2], entry.created_at))
         models: list[str | None] = [None, *(m.name for m in self.models.values() if m.maintained and not m.active)]
+        now = self.clock()
         for key, (op, priority, created_at) in touched.items():
             for model in models:
-                self._upsert_pending(key, model, op, priority, created_at, created_at)
+                self._upsert_pending(key, model, op, priority, created_at, now)
         return len(touched) * len(models)
 
     async def ingest(self) -> int:
@@ -308,6 +310,7 @@ class InMemoryJobStore:
         return [
             self._update(
                 j,
+                now,
                 status=to,
                 attempts=j.attempts + (to is JobStatus.PROCESSING),
                 locked_by=worker,
@@ -325,18 +328,20 @@ class InMemoryJobStore:
                 if job is None or not (job.status is JobStatus.DISPATCHED or job.message_id is None):
                     continue
                 expires = now + timedelta(seconds=lease) if job.status is JobStatus.DISPATCHED else job.lease_expires_at
-                self._update(job, message_id=message_id, lease_expires_at=expires)
+                self._update(job, now, message_id=message_id, lease_expires_at=expires)
 
     async def undispatch(self, ids: Sequence[int], lease: float) -> list[Job]:
-        expires = self.clock() + timedelta(seconds=lease)
+        now = self.clock()
+        expires = now + timedelta(seconds=lease)
         return [
-            self._update(job, status=JobStatus.PROCESSING, attempts=job.attempts + 1, lease_expires_at=expires)
+            self._update(job, now, status=JobStatus.PROCESSING, attempts=job.attempts + 1, lease_expires_at=expires)
             for job in self._existing(ids)
             if job.status is JobStatus.DISPATCHED
         ]
 
     async def accept(self, ids: Sequence[int], worker: str, lease: float) -> list[Job]:
-        expires = self.clock() + timedelta(seconds=lease)
+        now = self.clock()
+        expires = now + timedelta(seconds=lease)
         busy = {j.key for j in self.jobs.values() if j.status is JobStatus.PROCESSING}
         acceptable = [
             job
@@ -345,7 +350,12 @@ class InMemoryJobStore:
         ]
         return [
             self._update(
-                job, status=JobStatus.PROCESSING, attempts=job.attempts + 1, locked_by=worker, lease_expires_at=expires
+                job,
+                now,
+                status=JobStatus.PROCESSING,
+                attempts=job.attempts + 1,
+                locked_by=worker,
+                lease_expires_at=expires,
             )
             for job in acceptable
         ]
@@ -365,9 +375,10 @@ class InMemoryJobStore:
         return self._existing(ids)
 
     async def extend_leases(self, claims: Sequence[Job], lease: float) -> None:
-        expires = self.clock() + timedelta(seconds=lease)
+        now = self.clock()
+        expires = now + timedelta(seconds=lease)
         for job in self._claimed(claims, (JobStatus.PROCESSING,)):
-            self._update(job, lease_expires_at=expires)
+            self._update(job, now, lease_expires_at=expires)
 
     async def rescue(self) -> list[Transition]:
         now = self.clock()
@@ -381,6 +392,7 @@ class InMemoryJobStore:
             retry = job.attempts < job.max_attempts
             changed = self._update(
                 job,
+                now,
                 status=JobStatus.FAILED if retry else JobStatus.DEAD,
                 finished_at=None if retry else now,
                 run_after=now,
@@ -414,6 +426,7 @@ class InMemoryJobStore:
             backoff = min(max_seconds, base_seconds * 2 ** max(job.attempts - 1, 0)) * self.rng.uniform(0.8, 1.2)
             changed = self._update(
                 job,
+                now,
                 status=status,
                 finished_at=None if retry else now,
                 run_after=now + timedelta(seconds=max(min_delay_seconds, backoff)),
@@ -434,7 +447,12 @@ class InMemoryJobStore:
         ]
         for job in ended:
             self._update(
-                job, status=JobStatus.DEAD, finished_at=now, lease_expires_at=None, last_error=reason[:ERROR_MAX_CHARS]
+                job,
+                now,
+                status=JobStatus.DEAD,
+                finished_at=now,
+                lease_expires_at=None,
+                last_error=reason[:ERROR_MAX_CHARS],
             )
         return [j.id for j in ended]
 
@@ -448,6 +466,7 @@ class InMemoryJobStore:
             if pending is None:
                 self._update(
                     job,
+                    now,
                     status=JobStatus.PENDING,
                     attempts=0,
                     run_after=now,
@@ -458,10 +477,14 @@ class InMemoryJobStore:
                 requeued.append(Requeued(job.id, JobStatus.PENDING, None))
             else:
                 self._update(
-                    pending, priority=min(pending.priority, job.priority), run_after=min(pending.run_after, now)
+                    pending, now, priority=min(pending.priority, job.priority), run_after=min(pending.run_after, now)
                 )
                 self._update(
-                    job, status=JobStatus.DONE, finished_at=now, last_error=f"superseded by pending job {pending.id}"
+                    job,
+                    now,
+                    status=JobStatus.DONE,
+                    finished_at=now,
+                    last_error=f"superseded by pending job {pending.id}",
                 )
                 requeued.append(Requeued(job.id, JobStatus.DONE, pending.id))
         return requeued
@@ -470,10 +493,12 @@ class InMemoryJobStore:
         job = self.jobs.get(job_id)
         if job is None or job.status in ENDED:
             return None
+        now = self.clock()
         return self._update(
             job,
+            now,
             status=JobStatus.DEAD,
-            finished_at=self.clock(),
+            finished_at=now,
             lease_expires_at=None,
             last_error="cancelled by operator",
         )
@@ -505,7 +530,7 @@ class InMemoryJobStore:
     async def complete(self, claims: Sequence[Job], model: str, writes: Mapping[Key, SourceWrite]) -> set[int]:
         now = self.clock()
         confirmed = {
-            self._update(job, status=JobStatus.DONE, finished_at=now, lease_expires_at=None, last_error=None).id
+            self._update(job, now, status=JobStatus.DONE, finished_at=now, lease_expires_at=None, last_error=None).id
             for job in self._claimed(claims)
         }
         mine = {j.key for j in claims if j.id in confirmed}
