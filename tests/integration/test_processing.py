@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from embedq import metrics
 from embedq.errors import RetryableError
 from embedq.listener import Listener, ListenerConfig
 from embedq.testing import HashEmbedder
@@ -418,6 +419,7 @@ async def test_urgent_jobs_do_not_wait_for_the_batch_window(conn, dsn, settings)
 
 
 async def test_the_notifier_reconnects_after_its_connection_is_killed(conn, dsn, settings):
+    reconnects = metrics.LISTEN_RECONNECTS._value.get()
     listener = listener_for(dsn, settings, HashEmbedder(), poll_interval=60)
     task = asyncio.create_task(listener.run())
     try:
@@ -448,6 +450,7 @@ async def test_the_notifier_reconnects_after_its_connection_is_killed(conn, dsn,
                 break
             await asyncio.sleep(0.05)
         assert len(await vectors(conn, "course", course)) == 1  # woken by NOTIFY, not the 60 s poll
+        assert metrics.LISTEN_RECONNECTS._value.get() == reconnects + 1
     finally:
         listener.stop()
         await task
