@@ -194,10 +194,16 @@ class EventHub:
     def missed_since(self, last_event_id: str) -> list[Event | Resync]:
         """Everything this process received after the event `last_event_id`, or a Resync."""
         items = list(self.window)
-        for position in range(len(items) - 1, -1, -1):
-            item = items[position]
-            if isinstance(item, Event) and str(item.id) == last_event_id:
-                return items[position + 1 :]
+        wanted = (
+            int(last_event_id)
+            if last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 20
+            else None
+        )
+        if wanted is not None:
+            for position in range(len(items) - 1, -1, -1):
+                item = items[position]
+                if isinstance(item, Event) and item.id == wanted:
+                    return items[position + 1 :]
         return [
             Resync(
                 f"event {last_event_id[:40]!r} is not among the last {len(items)} events this server "

@@ -83,7 +83,7 @@ async def test_an_unknown_or_evicted_event_asks_for_a_resync():
     events = hub(replay_window=2)
     for n in range(1, 4):
         events._on_notification(notification("queued", (n, "course", str(n), 100 + n)))
-    for last_event_id in ("101", "999", "not-a-number"):  # 101 fell out of a window of 2
+    for last_event_id in ("101", "999", "not-a-number", "\u00b2", "9" * 5000):  # 101 fell out of a window of 2
         [(event_id, kind, data)] = await take(events.subscribe(last_event_id), 1)
         assert (event_id, kind) == (None, "resync")
         assert "not among the last 2 events" in data["reason"]
