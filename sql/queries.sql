@@ -8,13 +8,13 @@ SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')
 SELECT to_regclass('embedq.jobs') IS NOT NULL
 
 -- name: jobs_claim
-SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'processing', $5)
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'processing', $5, $6, $7)
 
 -- name: jobs_ingest
 SELECT embedq.jobs_ingest()
 
 -- name: jobs_claim_dispatch
-SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched', $5)
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched', $5, $6, $7)
 
 -- name: jobs_set_message
 SELECT embedq.jobs_set_message($1::bigint[], $2, make_interval(secs => $3))
@@ -278,3 +278,9 @@ SELECT pg_try_advisory_lock(7406219, hashtext($1))
 
 -- name: models_index_unlock
 SELECT pg_advisory_unlock(7406219, hashtext($1))
+
+-- name: jobs_in_flight_by_priority
+-- Jobs claimed and not ended (published to QStash, or being processed), by priority: QStash mode
+-- caps them per priority tier. Only in-flight rows are read (the partial index jobs_in_flight).
+SELECT priority, count(*) AS jobs FROM embedq.jobs
+WHERE status IN ('processing', 'dispatched') GROUP BY priority
