@@ -284,3 +284,47 @@ SELECT pg_advisory_unlock(7406219, hashtext($1))
 -- caps them per priority tier. Only in-flight rows are read (the partial index jobs_in_flight).
 SELECT priority, count(*) AS jobs FROM embedq.jobs
 WHERE status IN ('processing', 'dispatched') GROUP BY priority
+
+-- name: jobs_history_depth
+-- Jobs not ended at the end of each of the last 60 minutes (for the current minute: now), by
+-- priority. A job counts from its created_at (the row's first write) to its finished_at. Only
+-- unfinished jobs and jobs ended within the hour are read (three partial-index scans); each
+-- adds +1 at the minute it was written (or the first minute) and -1 at the minute it ended,
+-- and a running sum gives the depth. No job at all: one row per minute, priority NULL.
+WITH hour AS (
+    SELECT date_trunc('minute', now()) - interval '59 minutes' AS first_minute
+), relevant AS (
+    SELECT priority, created_at, finished_at FROM embedq.jobs WHERE status IN ('pending', 'failed')
+    UNION ALL
+    SELECT priority, created_at, finished_at FROM embedq.jobs WHERE status IN ('processing', 'dispatched')
+    UNION ALL
+    SELECT j.priority, j.created_at, j.finished_at FROM embedq.jobs j, hour
+    WHERE j.status IN ('done', 'dead') AND j.finished_at >= hour.first_minute
+), changes AS (
+    SELECT r.priority, greatest(date_trunc('minute', r.created_at), hour.first_minute) AS minute, 1 AS change
+    FROM relevant r, hour
+    UNION ALL
+    SELECT r.priority, date_trunc('minute', r.finished_at), -1 FROM relevant r WHERE r.finished_at IS NOT NULL
+), per_minute AS (
+    SELECT priority, minute, sum(change) AS change FROM changes GROUP BY priority, minute
+)
+SELECT p.priority, m.minute,
+       coalesce(sum(c.change) OVER (PARTITION BY p.priority ORDER BY m.minute), 0)::bigint AS jobs
+FROM hour
+CROSS JOIN generate_series(hour.first_minute, hour.first_minute + interval '59 minutes', interval '1 minute') AS m(minute)
+LEFT JOIN (SELECT DISTINCT priority FROM per_minute) AS p ON true
+LEFT JOIN per_minute c ON c.priority = p.priority AND c.minute = m.minute
+ORDER BY p.priority, m.minute
+
+-- name: jobs_history_latency
+-- Write -> vector seconds (created_at, the row's first write, to finished_at, when its vectors
+-- were committed) of the jobs done in each of the last 60 minutes, by priority: how many,
+-- the median and the 99th percentile. Jobs a replay marked done as superseded wrote no vectors
+-- (last_error says so) and are left out.
+SELECT priority, date_trunc('minute', finished_at) AS minute, count(*) AS jobs,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))::float8 AS p50,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))::float8 AS p99
+FROM embedq.jobs
+WHERE status = 'done' AND last_error IS NULL AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+GROUP BY priority, date_trunc('minute', finished_at)
+ORDER BY priority, minute
