@@ -123,6 +123,8 @@ class Store(Protocol):
 
     async def in_flight_by_priority(self) -> dict[int, int]: ...
 
+    async def has_runnable(self, priorities: PriorityRange) -> bool: ...
+
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None: ...
 
     async def undispatch(self, ids: Sequence[int], lease: float) -> list[Job]: ...
@@ -211,6 +213,10 @@ class JobStore:
     async def in_flight_by_priority(self) -> dict[int, int]:
         """Jobs claimed and not ended yet (dispatched or processing), by priority."""
         return {r["priority"]: r["jobs"] for r in await self.pool.fetch(query("jobs_in_flight_by_priority"))}
+
+    async def has_runnable(self, priorities: PriorityRange) -> bool:
+        """Whether a job of these priorities could be claimed now (any model, busy rows included)."""
+        return await self.pool.fetchval(query("jobs_runnable_within"), *priorities)
 
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None:
         """Record the QStash message that carries each group of dispatched jobs, in one transaction."""

@@ -334,6 +334,16 @@ class InMemoryJobStore:
                 counts[job.priority] += 1
         return dict(counts)
 
+    async def has_runnable(self, priorities: PriorityRange) -> bool:
+        now, (first, last) = self.clock(), priorities
+        return any(
+            j.status in RUNNABLE
+            and j.run_after <= now
+            and (first is None or j.priority >= first)
+            and (last is None or j.priority <= last)
+            for j in self.jobs.values()
+        )
+
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None:
         now = self.clock()
         for ids, message_id in messages:

@@ -63,7 +63,8 @@ class ClaimPlan:
     #: a claim of low-priority jobs short of `limit` waits this long for more (0: never)
     batch_window: float = 0.0
     tiers: tuple[TierClaim, ...] = ()
-    #: a tier is at its cap: claim again after this long even if nothing wakes the listener
+    #: a tier at its cap holds runnable jobs back: claim again after this long even if nothing
+    #: wakes the listener (and do not count the queue as drained)
     recheck: float | None = None
 
     def parts(self) -> tuple[TierClaim, ...]:
@@ -195,12 +196,17 @@ class QStashSink:
             busy = sum(n for priority, n in in_flight.items() if _within(priority, priorities))
             room = max(self.settings.dispatch_max_in_flight - busy, 0)
             claims.append(TierClaim(priorities, min(room, self.settings.dispatch_batch)))
+        held_back = False
+        if any(c.limit == 0 for c in claims):
+            await self.store.ingest()  # what the triggers queued counts too (claims ingest, this one may not)
+            for claim in claims:
+                held_back = held_back or (claim.limit == 0 and await self.store.has_runnable(claim.priorities))
         return ClaimPlan(
             self.settings.dispatch_batch,
             min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
             JobStatus.DISPATCHED,
             tiers=tuple(claims),
-            recheck=CAPPED_RECHECK_SECONDS if any(c.limit == 0 for c in claims) else None,
+            recheck=CAPPED_RECHECK_SECONDS if held_back else None,
         )
 
     def tier_of(self, priority: int) -> PriorityTier:

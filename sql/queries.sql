@@ -285,6 +285,14 @@ SELECT pg_advisory_unlock(7406219, hashtext($1))
 SELECT priority, count(*) AS jobs FROM embedq.jobs
 WHERE status IN ('processing', 'dispatched') GROUP BY priority
 
+-- name: jobs_runnable_within
+-- Whether a job of priorities $1 .. $2 (NULL: open) is runnable now: a tier at its cap holds it
+-- back. One probe of jobs_claimable (priority, run_after, id).
+SELECT EXISTS (
+    SELECT 1 FROM embedq.jobs
+    WHERE status IN ('pending', 'failed') AND run_after <= now()
+      AND priority >= coalesce($1::integer, -32768) AND priority <= coalesce($2::integer, 32767))
+
 -- name: jobs_history_depth
 -- Jobs not ended at the end of each of the last 60 minutes (for the current minute: now), by
 -- priority. A job counts from its created_at (the row's first write) to its finished_at. Only

@@ -368,6 +368,12 @@ async def test_claims_within_a_priority_range_and_jobs_in_flight_by_priority(bac
     assert [(j.key, j.status) for j in processing] == [(("course", course), JobStatus.PROCESSING)]
     assert await claim(backend, priorities=(3, 3)) == []
     assert await backend.store.in_flight_by_priority() == {2: 1, 5: 1}
+    assert [await backend.store.has_runnable(r) for r in [(None, 3), (3, 4), (4, None), (5, None)]] == [
+        False,
+        True,
+        True,
+        False,
+    ]
     [in_range] = await claim(backend, priorities=(3, 4))
     assert in_range.key == ("post", post)
     await backend.store.complete(processing, MODEL, {})

@@ -149,6 +149,18 @@ async def test_a_draining_listener_waits_for_room_until_the_whole_backlog_is_pub
     assert most_in_flight == 3
 
 
+async def test_a_tier_at_its_cap_with_nothing_waiting_lets_a_draining_listener_end():
+    world = World(dispatch_max_in_flight=3)
+    notes = [world.write("note", f"note {n}") for n in range(3)]
+
+    await asyncio.wait_for(world.claimer.work(drain=True), timeout=5)  # no webhook ends them
+
+    assert sorted(world.qstash.published()) == sorted(notes) and world.in_flight("note") == 3
+    assert (await world.sink.plan()).recheck is None
+    world.write("note", "one more")
+    assert (await world.sink.plan()).recheck is not None
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
