@@ -264,3 +264,17 @@ LEFT JOIN LATERAL (
     SELECT count(*) AS chunks, max(e.embedded_at) AS embedded_at FROM embedq.embeddings e
     WHERE e.content_type = $1 AND e.source_id = $2 AND e.model = (SELECT m.name FROM embedq.models m WHERE m.active)
 ) AS vectors ON true
+
+-- name: sources_get
+SELECT content_type, table_name, key_column, fields, priority, enabled, template
+FROM embedq.sources WHERE content_type = $1
+
+-- name: sources_row_estimate
+-- The planner's row count of a source's table: instant and approximate, enough for a progress bar.
+SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = $1::regclass
+
+-- name: sources_register
+SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6)
+
+-- name: sources_unregister
+SELECT embedq.unregister_source($1)
