@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import DateTime, Integer, MetaData, Select, Text, cast, inspect, select
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Mapped, Mapper, Session, mapped_column
 
 from embedq.errors import InvalidInput
 
@@ -109,7 +109,7 @@ def _statements(
         if hit.content_type not in models:
             raise InvalidInput(f"no mapped class for content type {hit.content_type!r}: add it to `models`")
         ids[hit.content_type].append(str(hit.source_id))
-    statements = {}
+    statements: dict[str, tuple[Select[Any], Callable[[Any], Any]]] = {}
     for content_type, source_ids in ids.items():
         key = _Key.of(models[content_type])
         values = list(dict.fromkeys(key.convert(i) for i in source_ids))
@@ -134,7 +134,7 @@ def _in_order(
 class _Key:
     """The column a content type's source_id (its key as text) names a row by."""
 
-    cls: type
+    cls: Any
     column: InstrumentedAttribute[Any]
     #: source_id -> the column's Python type, so the query compares values and can use the index
     convert: Callable[[str], Any]
@@ -146,12 +146,12 @@ class _Key:
         if isinstance(target, InstrumentedAttribute):
             mapped, column = target.class_, target
         else:
-            primary_key = inspect(target).primary_key
-            if len(primary_key) != 1:
+            mapper: Mapper[Any] = inspect(target)
+            if len(mapper.primary_key) != 1:
                 raise InvalidInput(
                     f"{target.__name__} has a composite primary key: pass its key column (e.g. {target.__name__}.slug)"
                 )
-            mapped, column = target, getattr(target, inspect(target).get_property_by_column(primary_key[0]).key)
+            mapped, column = target, getattr(target, mapper.get_property_by_column(mapper.primary_key[0]).key)
         try:
             python_type = column.type.python_type
         except NotImplementedError:
