@@ -26,7 +26,7 @@ lint: $(STAMP)
 	cp -rs $(CURDIR)/webhook $(STAGE)/embedq/webhook
 	cp -rs $(CURDIR)/sql $(STAGE)/embedq/sql
 	cd $(STAGE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
-	cd $(STAGE) && $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml --no-cache
+	cd $(STAGE) && $(CURDIR)/$(BIN)/lint-imports $(CURDIR)/pyproject.toml --no-cache
 
 test: lint
 	$(BIN)/python -m pytest

@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from embedq.jobs import JobStatus
+from embedq.periodic import PeriodicService
 from embedq.store import Store
 
 REGISTRY = CollectorRegistry()
@@ -29,6 +30,11 @@ PUBLISH_CALLS = Counter("embedq_publish_calls_total", "Calls to QStash, by resul
 BREAKER_OPEN = Gauge(
     "embedq_qstash_breaker_open", "1 while the QStash breaker is open (jobs processed locally)", registry=REGISTRY
 )
+LISTEN_RECONNECTS = Counter(
+    "embedq_listen_reconnects_total",
+    "LISTEN connections lost or refused, each followed by a reconnect with backoff",
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge(
     "embedq_jobs", "Jobs in the outbox by status and priority", ["status", "priority"], registry=REGISTRY
 )
@@ -41,14 +47,28 @@ async def refresh_queue(store: Store) -> None:
         labels = (count.status.value, str(count.priority))
         QUEUE_DEPTH.labels(*labels).set(count.jobs)
         seen.add(labels)
-    for labels in list(QUEUE_DEPTH._metrics):  # statuses that emptied go back to zero
-        if labels not in seen:
-            QUEUE_DEPTH.labels(*labels).set(0)
+    for emptied in set(QUEUE_DEPTH._metrics) - seen:  # statuses that emptied go back to zero
+        QUEUE_DEPTH.labels(*emptied).set(0)
     OLDEST_PENDING.set(await store.oldest_pending_age() or 0)
+
+
+class QueueRefresh(PeriodicService):
+    """Keeps the queue-depth gauges fresh in a process that serves them (the listener's port)."""
+
+    action = "metrics"
+    default_interval = 5.0
+
+    def __init__(self, store: Store, interval: float | None = None) -> None:
+        super().__init__(interval)
+        self.store = store
+
+    async def run_once(self) -> bool:
+        await refresh_queue(self.store)
+        return False
 
 
 def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
-__all__ = ["REGISTRY", "JobStatus", "refresh_queue", "render"]
+__all__ = ["REGISTRY", "JobStatus", "QueueRefresh", "refresh_queue", "render"]

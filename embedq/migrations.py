@@ -42,6 +42,7 @@ def apply_sql(*relative_paths: str) -> None:
     from alembic import op
 
     driver_connection = op.get_bind().connection.driver_connection
+    assert driver_connection is not None  # psycopg's connection under SQLAlchemy's
     for relative in relative_paths:
         driver_connection.execute(read_sql(relative))
 
@@ -85,4 +86,7 @@ def current(dsn: str) -> str | None:
 def head() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory(str(alembic_dir())).get_current_head()
+    revision = ScriptDirectory(str(alembic_dir())).get_current_head()
+    if revision is None:
+        raise RuntimeError(f"no alembic revisions in {alembic_dir()}")
+    return revision

@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 import asyncpg
 
-from embedq import db
+from embedq import db, metrics
 from embedq.errors import DatabaseUnavailable
+from embedq.periodic import sleep_until
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,9 @@ CHANNEL = "embedq_jobs"
 KEEPALIVE_SECONDS = 15.0
 BACKOFF_MIN_SECONDS = 0.2
 BACKOFF_MAX_SECONDS = 10.0
+#: a connection that cannot be made or was lost: reconnect
+RECONNECT_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, *db.CONNECTION_ERRORS)
+CLOSE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *db.CONNECTION_ERRORS)
 
 
 class Notifier:
@@ -36,7 +40,6 @@ class Notifier:
         self.on_message = on_message
         self.channel = channel
         self.connected = asyncio.Event()
-        self.reconnects = 0
 
     def _on_notify(self, _connection, _pid, _channel, payload: str) -> None:
         self.on_message(payload)
@@ -63,7 +66,7 @@ class Notifier:
                         task.cancel()
                     if not done:
                         await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
-            except (DatabaseUnavailable, *db.CONNECTION_ERRORS) as exc:
+            except RECONNECT_ERRORS as exc:
                 logger.warning(
                     "notification connection lost; reconnecting",
                     extra={"action": "listen_reconnect", "error": str(exc), "backoff_s": round(backoff, 2)},
@@ -73,13 +76,11 @@ class Notifier:
                 if conn is not None and not conn.is_closed():
                     try:
                         await asyncio.wait_for(conn.close(), 2)
-                    except (TimeoutError, *db.CONNECTION_ERRORS):
+                    except CLOSE_ERRORS:
                         conn.terminate()
             if stop.is_set():
                 return
-            self.reconnects += 1
-            try:
-                await asyncio.wait_for(stop.wait(), backoff * (0.5 + random.random()))
-            except TimeoutError:
-                pass
+            metrics.LISTEN_RECONNECTS.inc()
+            if await sleep_until(stop, backoff * (0.5 + random.random())):
+                return
             backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)

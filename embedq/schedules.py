@@ -2,21 +2,18 @@
 
 With QStash, `embedq up` upserts two QStash schedules that call the signed POST
 /v1/maintenance (any webhook replica answers; embedq.qstash.schedules). Without QStash, the same
-runs on a local timer (here).
+runs on a local timer (here): one periodic service per schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 
 import asyncpg
 
-from embedq.db import CONNECTION_ERRORS
 from embedq.maintenance import run_maintenance
-
-logger = logging.getLogger(__name__)
+from embedq.periodic import PeriodicService
 
 
 @dataclass(frozen=True)
@@ -38,27 +35,28 @@ SCHEDULES = (
 FIRST_RUN_DELAY_SECONDS = 60.0
 
 
+class ScheduledMaintenance(PeriodicService):
+    """One Recurring on a local timer; a failed run is logged and the next period tries again."""
+
+    action = "maintenance"
+
+    def __init__(self, pool: asyncpg.Pool, recurring: Recurring, first_run_delay: float = FIRST_RUN_DELAY_SECONDS):
+        super().__init__(
+            recurring.every_seconds, first_delay=first_run_delay if recurring.at_start else recurring.every_seconds
+        )
+        self.pool = pool
+        self.recurring = recurring
+
+    async def run_once(self) -> bool:
+        async with self.pool.acquire() as conn:
+            await run_maintenance(conn, retry_all_failed=self.recurring.task == "retry_failed")
+        return False
+
+
 async def run_local_schedules(
     pool: asyncpg.Pool,
     stop: asyncio.Event,
     schedules: tuple[Recurring, ...] = SCHEDULES,
     first_run_delay: float = FIRST_RUN_DELAY_SECONDS,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    due = {item.task: loop.time() + (first_run_delay if item.at_start else item.every_seconds) for item in schedules}
-    while not stop.is_set():
-        next_due = min(due.values())
-        try:
-            await asyncio.wait_for(stop.wait(), max(next_due - loop.time(), 0))
-            return
-        except TimeoutError:
-            pass
-        for item in schedules:
-            if due[item.task] <= loop.time():
-                due[item.task] = loop.time() + item.every_seconds
-                try:
-                    async with pool.acquire() as conn:
-                        await run_maintenance(conn, retry_all_failed=item.task == "retry_failed")
-                except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
-                    # the next period tries again; the timer must outlive one bad run
-                    logger.warning("scheduled maintenance skipped", extra={"action": "maintenance", "error": str(exc)})
+    await asyncio.gather(*(ScheduledMaintenance(pool, item, first_run_delay).run(stop) for item in schedules))

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from embedq.errors import ConfigError
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 LOCAL_MODEL = "multilingual-e5-small"
 LOCAL_DIMENSIONS = 384
@@ -30,7 +31,7 @@ LOG_FORMATS = ("human", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: T) -> T:
+def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], default: D) -> T | D:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -170,11 +171,12 @@ class Settings:
                 )
             model = _parse(env, "EMBEDQ_MODEL", str, OPENAI_DEFAULT_MODEL)
             default_dims = OPENAI_DEFAULT_DIMENSIONS.get(model)
-            dimensions = _parse(env, "EMBEDQ_DIMENSIONS", _positive_int, default_dims)  # type: ignore[arg-type]
-            if dimensions is None:
+            openai_dimensions = _parse(env, "EMBEDQ_DIMENSIONS", _positive_int, default_dims)
+            if openai_dimensions is None:
                 raise ConfigError(
                     f"EMBEDQ_DIMENSIONS is required for model {model!r} (its size is not known to embedq)"
                 )
+            dimensions = openai_dimensions
 
         qstash_token = env.get("QSTASH_TOKEN") or None
         webhook_url = env.get("EMBEDQ_WEBHOOK_URL") or None
@@ -209,7 +211,7 @@ class Settings:
             host=env.get("EMBEDQ_HOST") or "127.0.0.1",
             port=_parse(env, "EMBEDQ_PORT", _positive_int, 8000),
             max_body_bytes=_parse(env, "EMBEDQ_MAX_BODY_BYTES", _positive_int, 1_000_000),
-            metrics_port=_parse(env, "EMBEDQ_METRICS_PORT", _positive_int, None),  # type: ignore[arg-type]
+            metrics_port=_parse(env, "EMBEDQ_METRICS_PORT", _positive_int, None),
             admin_token=env.get("EMBEDQ_ADMIN_TOKEN") or None,
             api_token=env.get("EMBEDQ_API_TOKEN") or None,
             batch_size=_parse(env, "EMBEDQ_BATCH_SIZE", _positive_int, 64),

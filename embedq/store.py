@@ -162,6 +162,12 @@ class Store(Protocol):
 
     async def ensure_model(self, name: str, provider: str, dimensions: int) -> Model: ...
 
+    async def index_state(self, model: str) -> str: ...
+
+    async def has_vectors_at_least(self, model: str, count: int) -> bool: ...
+
+    async def build_index(self, model: str) -> str | None: ...
+
     async def announce_worker(self, name: str, mode: str, breaker: str) -> None: ...
 
     async def forget_worker(self, name: str) -> None: ...
@@ -318,6 +324,30 @@ class JobStore:
 
     async def ensure_model(self, name: str, provider: str, dimensions: int) -> Model:
         return Model.from_record(await self.pool.fetchrow(query("models_ensure"), name, provider, dimensions))
+
+    async def index_state(self, model: str) -> str:
+        """The model's HNSW index: 'ready', 'invalid' (a failed or running concurrent build) or 'missing'."""
+        return await self.pool.fetchval(query("models_index_state"), model)
+
+    async def has_vectors_at_least(self, model: str, count: int) -> bool:
+        return await self.pool.fetchval(query("models_has_vectors_at_least"), model, count)
+
+    async def build_index(self, model: str) -> str | None:
+        """Build the model's HNSW index (CONCURRENTLY: writers and searches go on meanwhile),
+        dropping an invalid one left by a failed build first. None when another listener is
+        building it; otherwise the index state afterwards."""
+        async with self.pool.acquire() as conn:
+            if not await conn.fetchval(query("models_index_lock"), model):
+                return None
+            try:
+                state = await conn.fetchval(query("models_index_state"), model)
+                if state == "invalid":
+                    await conn.execute(await conn.fetchval(query("models_index_drop_ddl"), model))
+                if state != "ready":
+                    await conn.execute(await conn.fetchval(query("models_index_ddl"), model))
+                return await conn.fetchval(query("models_index_state"), model)
+            finally:
+                await conn.execute(query("models_index_unlock"), model)
 
     async def announce_worker(self, name: str, mode: str, breaker: str) -> None:
         await self.pool.execute(query("workers_announce"), name, mode, breaker)

@@ -2,37 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from embedq.db import CONNECTION_ERRORS
 from embedq.jobs import JobStatus
+from embedq.periodic import PeriodicService
+from embedq.settings import Settings
 from embedq.store import Store
 
 logger = logging.getLogger(__name__)
 
 
-async def rescue_once(store: Store) -> int:
-    rows = await store.rescue()
-    if rows:
-        logger.warning(
-            "expired leases returned",
-            extra={
-                "action": "rescue",
-                "job_ids": [r.id for r in rows],
-                "dead": [r.id for r in rows if r.status is JobStatus.DEAD],
-            },
-        )
-    return len(rows)
+class Rescuer(PeriodicService):
+    action = "rescue"
+    default_interval = Settings.rescue_interval
 
+    def __init__(self, store: Store, interval: float | None = None) -> None:
+        super().__init__(interval)
+        self.store = store
 
-async def run_rescuer(store: Store, interval: float, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await rescue_once(store)
-        except CONNECTION_ERRORS as exc:
-            logger.warning("rescuer could not reach the database", extra={"action": "rescue", "error": str(exc)})
-        try:
-            await asyncio.wait_for(stop.wait(), interval)
-        except TimeoutError:
-            pass
+    async def run_once(self) -> bool:
+        await self.rescue()
+        return False
+
+    async def rescue(self) -> int:
+        """One round; the number of jobs returned (or ended, out of attempts)."""
+        rows = await self.store.rescue()
+        if rows:
+            logger.warning(
+                "expired leases returned",
+                extra={
+                    "action": "rescue",
+                    "job_ids": [r.id for r in rows],
+                    "dead": [r.id for r in rows if r.status is JobStatus.DEAD],
+                },
+            )
+        return len(rows)

@@ -1,36 +1,39 @@
-"""The claim-and-process loop.
+"""The claim-and-process loop, and the listener process around it.
 
 Workers wake on a notification or on the poll timer (the safety net), drain the backlog at
 start, and claim in priority order with SKIP LOCKED, so any number of listeners can run side
-by side. Claims carry a lease; a crashed listener's jobs come back through the rescuer.
-`stop()` (SIGTERM) lets each worker finish the batch in hand, then returns.
+by side. What they claim, and what happens to it, is their sink's business (listener/sinks.py):
+processed here, or published to QStash. Claims carry a lease; a crashed listener's jobs come
+back through the rescuer. `stop()` (SIGTERM) lets each worker finish the batch in hand, then
+returns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
-from embedq import db, metrics
-from embedq.jobs import Job, JobStatus
-from embedq.listener.breaker import BreakerState, CircuitBreaker
-from embedq.listener.indexer import ensure_index, run_indexer
-from embedq.listener.publisher import LocalPublisher, QStashPublisher
-from embedq.listener.rescuer import rescue_once, run_rescuer
+from embedq import db
+from embedq.jobs import Job
+from embedq.listener.heartbeat import Heartbeat
+from embedq.listener.indexer import Indexer, build_index_when_due
+from embedq.listener.rescuer import Rescuer
+from embedq.listener.sinks import ClaimPlan, LocalSink, QStashSink, Sink, SinkOutcome
+from embedq.metrics import QueueRefresh
 from embedq.notify import Notifier
-from embedq.processing import Outcome, Processor
+from embedq.periodic import sleep_until
+from embedq.processing import Processor
 from embedq.providers.base import Embedder
-from embedq.qstash.client import PublishError
 from embedq.settings import Settings
-from embedq.store import JobStore
+from embedq.store import JobStore, Store
 from embedq.workers import worker_name
 
 logger = logging.getLogger(__name__)
-#: how long a dispatch claim may take to publish; delivery then gets EMBEDQ_DISPATCH_TIMEOUT
-PUBLISH_LEASE_SECONDS = 120.0
+#: how long a worker waits before claiming again after the database was unreachable
+UNREACHABLE_RETRY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class ListenerConfig:
 
 @dataclass
 class Totals:
+    """What a listener did since it started (`embedq listen` prints them): counts only."""
+
     batches: int = 0
     done: int = 0
     failed: int = 0
@@ -74,16 +79,96 @@ class Totals:
     lost: int = 0
     embedded_chunks: int = 0
     dispatched: int = 0
-    job_ids: list[int] = field(default_factory=list)
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: SinkOutcome) -> None:
+        self.dispatched += outcome.dispatched
+        processed = outcome.processed
+        if processed is None:
+            return
         self.batches += 1
-        self.done += len(outcome.done)
-        self.failed += len(outcome.failed)
-        self.dead += len(outcome.dead)
-        self.lost += len(outcome.lost)
-        self.embedded_chunks += outcome.embedded_chunks
-        self.job_ids.extend(outcome.done)
+        self.done += len(processed.done)
+        self.failed += len(processed.failed)
+        self.dead += len(processed.dead)
+        self.lost += len(processed.lost)
+        self.embedded_chunks += processed.embedded_chunks
+
+
+class Claimer:
+    """The workers' loop: ask the sink what to claim, claim it, hand it over; when nothing is
+    runnable, wait for a wake-up (a notification, or the poll timer), or end when draining.
+    Any number of workers run `work()` side by side on one Claimer."""
+
+    def __init__(
+        self,
+        store: Store,
+        sink: Sink,
+        config: ListenerConfig,
+        *,
+        worker: str,
+        model: str | None,
+        totals: Totals | None = None,
+        heartbeat: Heartbeat | None = None,
+        wake: asyncio.Event | None = None,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.config = config
+        self.worker = worker
+        self.model = model
+        self.totals = totals or Totals()
+        self.heartbeat = heartbeat
+        self.wake = wake or asyncio.Event()
+        self.stopping = stopping or asyncio.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    async def work(self, drain: bool = False) -> None:
+        while not self.stopping.is_set():
+            # Cleared before claiming: a notification that lands after the claim wakes us again.
+            self.wake.clear()
+            try:
+                jobs = await self.claim()
+                if jobs:
+                    self.totals.add(await self.sink.take(jobs))
+                    if self.heartbeat is not None:
+                        await self.heartbeat.announce_if_changed()
+                    continue
+            except db.CONNECTION_ERRORS as exc:
+                logger.warning("cannot claim; database unavailable", extra={"action": "claim", "error": str(exc)})
+                await sleep_until(self.wake, min(self.config.poll_interval, UNREACHABLE_RETRY_SECONDS))
+                continue
+            if drain:
+                return
+            await sleep_until(self.wake, self.config.poll_interval)
+
+    async def claim(self) -> list[Job]:
+        """What the sink asks for; a short claim of low-priority jobs waits the batch window once
+        for more, so they share one provider call."""
+        plan = self.sink.plan()
+        jobs = await self._claim(plan, plan.limit)
+        if jobs and self._worth_waiting_for_more(plan, jobs):
+            await asyncio.sleep(plan.batch_window)
+            jobs += await self._claim(plan, plan.limit - len(jobs))
+        if jobs:
+            logger.debug(
+                "jobs claimed", extra={"action": "claim", "job_ids": [j.id for j in jobs], "to": plan.to.value}
+            )
+        return jobs
+
+    async def _claim(self, plan: ClaimPlan, limit: int) -> list[Job]:
+        return await self.store.claim(
+            self.worker, limit, lease=plan.lease, max_attempts=self.config.max_attempts, model=self.model, to=plan.to
+        )
+
+    def _worth_waiting_for_more(self, plan: ClaimPlan, jobs: list[Job]) -> bool:
+        return (
+            plan.batch_window > 0
+            and len(jobs) < plan.limit
+            and min(j.priority for j in jobs) >= self.config.batch_window_min_priority
+        )
 
 
 class Listener:
@@ -105,38 +190,41 @@ class Listener:
         self.config = config or ListenerConfig.from_settings(settings)
         self.name = name or worker_name()
         self.totals = Totals()
-        self.pool: asyncpg.Pool | None = None
-        self.store: JobStore | None = None
-        self.publisher: QStashPublisher | None = None
-        self.local: LocalPublisher | None = None
-        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
+        self.sink: Sink | None = None
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
-        self._announced_mode: str | None = None
 
     @property
     def mode(self) -> str:
-        if self.publisher is None:
-            return "local"
-        return "fallback" if self.breaker.state is BreakerState.OPEN else "qstash"
+        if self.sink is None:
+            return "qstash" if self.settings.qstash_enabled else "local"
+        return self.sink.mode
 
     def stop(self) -> None:
         """Finish the batches in hand, then return from run()."""
         self._stop.set()
         self._wake.set()
 
+    def _sink(self, store: Store) -> Sink:
+        local = LocalSink(
+            Processor(store, self.embedder, self.settings),
+            store,
+            batch_size=self.config.batch_size,
+            lease_seconds=self.config.lease_seconds,
+            batch_window=self.config.batch_window,
+        )
+        return QStashSink.from_settings(self.settings, store, local) if self.settings.qstash_enabled else local
+
     async def run(self, *, drain: bool = False) -> Totals:
         app = self.settings.application_name
-        self.pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1, max_size=self.config.concurrency + 3)
-        self.store = store = JobStore(self.pool)
-        self.local = LocalPublisher(Processor(store, self.embedder, self.settings), store, self.config.lease_seconds)
-        if self.settings.qstash_enabled:
-            self.publisher = QStashPublisher(self.settings, store)
+        pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1, max_size=self.config.concurrency + 3)
+        store = JobStore(pool)
         tasks: list[asyncio.Task] = []
         try:
-            async with self.pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 await db.ensure_migrated(conn)
+            self.sink = sink = self._sink(store)
             model = await store.ensure_model(self.embedder.model, self.embedder.provider, self.embedder.dimensions)
             if not model.active and not model.maintained:
                 logger.warning(
@@ -145,30 +233,31 @@ class Listener:
                     f"embedq models activate {model.name} makes it the active one",
                     extra={"action": "start", "model": model.name},
                 )
-            await self._announce()
-            if not drain:
+            heartbeat = Heartbeat(store, self.name, sink)
+            await heartbeat.announce()
+            if drain:
+                await Rescuer(store).rescue()
+            else:
                 notifier = Notifier(self.dsn, f"{app}-notify", lambda _payload: self._wake.set())
                 tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
-                tasks.append(
-                    asyncio.create_task(
-                        run_rescuer(store, self.config.rescue_interval, self._stop), name="embedq-rescuer"
-                    )
-                )
-                tasks.append(
-                    asyncio.create_task(
-                        run_indexer(
-                            self.pool,
-                            self.embedder.model,
-                            self.config.hnsw_min_rows,
-                            self.config.rescue_interval,
-                            self._stop,
-                        ),
-                        name="embedq-indexer",
-                    )
-                )
-                tasks.append(asyncio.create_task(self._announce_periodically(), name="embedq-announce"))
-            else:
-                await rescue_once(store)
+                services = [
+                    Rescuer(store, self.config.rescue_interval),
+                    Indexer(store, self.embedder.model, self.config.hnsw_min_rows, self.config.rescue_interval),
+                    heartbeat,
+                    QueueRefresh(store),
+                ]
+                tasks.extend(service.start(self._stop) for service in services)
+            claimer = Claimer(
+                store,
+                sink,
+                self.config,
+                worker=self.name,
+                model=self.embedder.model,
+                totals=self.totals,
+                heartbeat=heartbeat,
+                wake=self._wake,
+                stopping=self._stop,
+            )
             self.ready.set()
             logger.info(
                 "listener started",
@@ -181,14 +270,14 @@ class Listener:
                 },
             )
             workers = [
-                asyncio.create_task(self._work(drain), name=f"embedq-worker-{n}")
+                asyncio.create_task(claimer.work(drain), name=f"embedq-worker-{n}")
                 for n in range(self.config.concurrency)
             ]
             await asyncio.gather(*workers)
             if drain and not self._stop.is_set():
                 # a drained backlog (a backfill, a first load) is the moment to build it
                 try:
-                    await ensure_index(self.pool, self.embedder.model, self.config.hnsw_min_rows)
+                    await build_index_when_due(store, self.embedder.model, self.config.hnsw_min_rows)
                 except asyncpg.PostgresError as exc:
                     logger.error(
                         "HNSW index build failed; the next listener retries",
@@ -203,9 +292,9 @@ class Listener:
                 await store.forget_worker(self.name)
             except (*db.CONNECTION_ERRORS, asyncpg.PostgresError):
                 pass
-            if self.publisher is not None:
-                await self.publisher.aclose()
-            await self.pool.close()
+            if self.sink is not None:
+                await self.sink.aclose()
+            await pool.close()
         logger.info(
             "listener stopped",
             extra={
@@ -218,111 +307,3 @@ class Listener:
             },
         )
         return self.totals
-
-    async def _announce(self) -> None:
-        mode = self.mode
-        await self.store.announce_worker(self.name, mode, self.breaker.state.value)
-        self._announced_mode = mode
-
-    async def _announce_periodically(self) -> None:
-        """Tell `status` we are alive (every 30 s) and keep the queue-depth metrics fresh."""
-        beats = 0
-        while not self._stop.is_set():
-            try:
-                await asyncio.wait_for(self._stop.wait(), 5)
-            except TimeoutError:
-                beats += 1
-                try:
-                    await metrics.refresh_queue(self.store)
-                    if beats % 6 == 0:
-                        await self._announce()
-                except db.CONNECTION_ERRORS:
-                    pass
-
-    async def _claim(self, limit: int) -> list[Job]:
-        return await self.store.claim(
-            self.name,
-            limit,
-            lease=self.config.lease_seconds,
-            max_attempts=self.config.max_attempts,
-            model=self.embedder.model,
-        )
-
-    async def _claim_for_dispatch(self) -> list[Job]:
-        return await self.store.claim(
-            self.name,
-            self.settings.dispatch_batch,
-            lease=min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
-            max_attempts=self.config.max_attempts,
-            model=self.embedder.model,
-            to=JobStatus.DISPATCHED,
-        )
-
-    async def _work(self, drain: bool) -> None:
-        while not self._stop.is_set():
-            # Cleared before claiming: a notification that lands after the claim wakes us again.
-            self._wake.clear()
-            try:
-                if self.publisher is not None and self.breaker.allows_publish():
-                    jobs = await self._claim_for_dispatch()
-                    if jobs:
-                        await self._dispatch(jobs)
-                        continue
-                else:
-                    jobs = await self._claim(self.config.batch_size)
-                    if jobs and self._worth_waiting_for_more(jobs):
-                        await asyncio.sleep(self.config.batch_window)
-                        jobs += await self._claim(self.config.batch_size - len(jobs))
-                    if jobs:
-                        logger.debug("jobs claimed", extra={"action": "claim", "job_ids": [j.id for j in jobs]})
-                        self.totals.add(await self.local.publish(jobs))
-                        continue
-            except db.CONNECTION_ERRORS as exc:
-                logger.warning("cannot claim; database unavailable", extra={"action": "claim", "error": str(exc)})
-                await self._sleep(min(self.config.poll_interval, 1.0))
-                continue
-            if drain:
-                return
-            await self._sleep(self.config.poll_interval)
-
-    async def _dispatch(self, jobs: list[Job]) -> None:
-        try:
-            await self.publisher.publish(jobs)
-        except PublishError as exc:
-            self.breaker.record_failure()
-            logger.warning(
-                "publish failed; processing the jobs here",
-                extra={
-                    "action": "publish",
-                    "job_ids": [j.id for j in jobs],
-                    "error": str(exc),
-                    "breaker": self.breaker.state.value,
-                },
-            )
-            claimed = await self.store.undispatch([j.id for j in jobs], self.config.lease_seconds)
-            if claimed:
-                self.totals.add(await self.local.publish(claimed))
-        else:
-            self.breaker.record_success()
-            self.totals.dispatched += len(jobs)
-        metrics.BREAKER_OPEN.set(1 if self.breaker.state is BreakerState.OPEN else 0)
-        # against what was announced: a trial publish (half-open) that succeeds is a change too
-        if self.mode != self._announced_mode:
-            logger.warning(
-                "delivery mode changed",
-                extra={"action": "mode", "worker": self.name, "from": self._announced_mode, "to": self.mode},
-            )
-            await self._announce()
-
-    def _worth_waiting_for_more(self, jobs: list[Job]) -> bool:
-        return (
-            self.config.batch_window > 0
-            and len(jobs) < self.config.batch_size
-            and min(j.priority for j in jobs) >= self.config.batch_window_min_priority
-        )
-
-    async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except TimeoutError:
-            pass

@@ -265,6 +265,20 @@ LEFT JOIN LATERAL (
     WHERE e.content_type = $1 AND e.source_id = $2 AND e.model = (SELECT m.name FROM embedq.models m WHERE m.active)
 ) AS vectors ON true
 
+-- name: doctor_pgvector_version
+SELECT extversion FROM pg_extension WHERE extname = 'vector'
+
+-- name: doctor_pgvector_available
+SELECT default_version FROM pg_available_extensions WHERE name = 'vector'
+
+-- name: models_index_lock
+-- One HNSW builder per model across all listeners: a session lock, held while the build runs
+-- (CREATE INDEX CONCURRENTLY cannot run inside a transaction, so no transaction lock will do).
+SELECT pg_try_advisory_lock(7406219, hashtext($1))
+
+-- name: models_index_unlock
+SELECT pg_advisory_unlock(7406219, hashtext($1))
+
 -- name: sources_get
 SELECT content_type, table_name, key_column, fields, priority, enabled, template
 FROM embedq.sources WHERE content_type = $1

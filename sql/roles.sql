@@ -58,6 +58,8 @@ END
 $$;
 
 GRANT USAGE ON SCHEMA embedq TO embedq_listener, embedq_webhook, embedq_app_writer;
+-- Every job state change draws its event's id (jobs_announce); both services change job states.
+GRANT USAGE ON SEQUENCE embedq.event_id_seq TO embedq_listener, embedq_webhook;
 
 -- 2. embedq_listener ---------------------------------------------------------------------------
 -- jobs: ingest (INSERT), claim/complete/fail/rescue/requeue (UPDATE; FOR UPDATE SKIP LOCKED

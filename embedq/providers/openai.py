@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import openai
@@ -84,7 +84,7 @@ class OpenAIEmbedder:
         max_tokens_per_request: int = MAX_TOKENS_PER_REQUEST,
         max_input_tokens: int = OPENAI_MAX_INPUT_TOKENS,
         send_dimensions: bool | None = None,
-        encoding_format: str = "base64",
+        encoding_format: Literal["base64", "float"] = "base64",
     ):
         """`send_dimensions`: None sends `dimensions` for text-embedding-3 models only.
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
+import time
 from typing import Any
 
 import jwt
@@ -100,3 +102,20 @@ class SignatureVerifier:
         expected = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=")
         if not hmac.compare_digest(claimed.rstrip("=").encode(), expected):
             raise InvalidSignature("body does not match the signed body hash (body)")
+
+
+def sign(key: str, url: str, body: bytes, *, now: float | None = None, lifetime: float = 300) -> str:
+    """A token as QStash makes it, for `embedq doctor`: it signs a delivery itself to learn whether
+    the webhook accepts this side's keys and URL before it asks QStash for a round trip."""
+    issued_at = int(time.time() if now is None else now)
+    claims = {
+        "iss": ISSUER,
+        "sub": url,
+        "aud": "",
+        "iat": issued_at,
+        "nbf": 0,
+        "exp": issued_at + int(lifetime),
+        "jti": f"jwt_{secrets.token_hex(8)}",
+        "body": base64.urlsafe_b64encode(hashlib.sha256(body).digest()).decode("ascii"),
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM)

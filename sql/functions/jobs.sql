@@ -3,16 +3,24 @@
 -- A claim is identified by (id, attempts): claiming increments attempts, so a worker whose
 -- lease expired and whose job was claimed again cannot complete or fail the new claim.
 
--- Announces job state changes on channel embedq_events (GET /v1/events streams them): one
--- NOTIFY per event kind and transaction, holding [id, content_type, source_id] of each job,
--- split only if a payload would pass PostgreSQL's 8,000-byte limit. p_jobs holds
--- [id, content_type, source_id, event] items.
+-- Announces job state changes on channel embedq_events (GET /v1/events streams them).
+-- p_jobs holds [job id, content_type, source_id, event, error] items; error is null, or why a
+-- `failed` or `dead` job failed (the last two items may be left out).
+-- Each job's event draws an id from embedq.event_id_seq, so every webhook replica names an event
+-- alike and a client resumes on any of them with Last-Event-ID. PostgreSQL delivers
+-- notifications in commit order to every listener; within a transaction, ids follow the order
+-- of its notifications.
+-- One NOTIFY per event kind and error text, per transaction:
+--     {"event": "failed", "error": "...", "jobs": [[job id, content_type, source_id, event id], ...]}
+-- split only where a payload would pass PostgreSQL's 8,000-byte limit. An error is cut to 300
+-- characters; an absurdly long key is sent as null.
 CREATE OR REPLACE FUNCTION embedq.jobs_announce(p_jobs jsonb)
 RETURNS integer
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_event text;
+    v_group record;
+    v_head text;
     v_item text;
     v_buffer text;
     v_sent integer := 0;
@@ -20,22 +28,32 @@ BEGIN
     IF p_jobs IS NULL OR jsonb_array_length(p_jobs) = 0 THEN
         RETURN 0;
     END IF;
-    FOR v_event IN SELECT DISTINCT e ->> 3 FROM jsonb_array_elements(p_jobs) e LOOP
+    FOR v_group IN
+        SELECT DISTINCT e ->> 3 AS event, left(e ->> 4, 300) AS error FROM jsonb_array_elements(p_jobs) e
+    LOOP
+        v_head := format('{"event": %s, ', to_jsonb(v_group.event))
+            || CASE WHEN v_group.error IS NULL THEN '' ELSE format('"error": %s, ', to_jsonb(v_group.error)) END
+            || '"jobs": [';
         v_buffer := NULL;
         FOR v_item IN
-            SELECT CASE WHEN octet_length(jsonb_build_array(e -> 0, e -> 1, e -> 2)::text) > 2000
-                        THEN jsonb_build_array(e -> 0, e -> 1, NULL)::text  -- an absurdly long key
-                        ELSE jsonb_build_array(e -> 0, e -> 1, e -> 2)::text END
-            FROM jsonb_array_elements(p_jobs) e WHERE e ->> 3 = v_event
+            -- the target list is evaluated after ORDER BY: ids increase with the job ids
+            SELECT jsonb_build_array(
+                       e -> 0, e -> 1,
+                       CASE WHEN octet_length((e -> 2)::text) > 2000 THEN NULL ELSE e -> 2 END,
+                       nextval('embedq.event_id_seq'))::text
+            FROM jsonb_array_elements(p_jobs) e
+            WHERE e ->> 3 = v_group.event AND left(e ->> 4, 300) IS NOT DISTINCT FROM v_group.error
+            ORDER BY (e ->> 0)::bigint
         LOOP
-            IF v_buffer IS NOT NULL AND octet_length(v_buffer) + octet_length(v_item) > 7000 THEN
-                PERFORM pg_notify('embedq_events', format('{"event": %s, "jobs": [%s]}', to_jsonb(v_event), v_buffer));
+            IF v_buffer IS NOT NULL
+               AND octet_length(v_head) + octet_length(v_buffer) + octet_length(v_item) > 7900 THEN
+                PERFORM pg_notify('embedq_events', v_head || v_buffer || ']}');
                 v_sent := v_sent + 1;
                 v_buffer := NULL;
             END IF;
             v_buffer := coalesce(v_buffer || ', ', '') || v_item;
         END LOOP;
-        PERFORM pg_notify('embedq_events', format('{"event": %s, "jobs": [%s]}', to_jsonb(v_event), v_buffer));
+        PERFORM pg_notify('embedq_events', v_head || v_buffer || ']}');
         v_sent := v_sent + 1;
     END LOOP;
     RETURN v_sent;
@@ -132,14 +150,20 @@ BEGIN
         ORDER BY j.priority, j.run_after, j.id
         LIMIT p_limit
         FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE embedq.jobs j
+        SET status = p_to, attempts = j.attempts + (p_to = 'processing')::integer, locked_by = p_worker,
+            lease_expires_at = now() + p_lease, updated_at = now(),
+            max_attempts = coalesce(p_max_attempts, j.max_attempts)
+        FROM claimable
+        WHERE j.id = claimable.id
+        RETURNING j.*
+    ), announced AS (
+        -- dispatched jobs are announced once their message is recorded (jobs_set_message)
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(c.id, c.content_type, c.source_id, 'processing')))
+        FROM claimed c WHERE p_to = 'processing'
     )
-    UPDATE embedq.jobs j
-    SET status = p_to, attempts = j.attempts + (p_to = 'processing')::integer, locked_by = p_worker,
-        lease_expires_at = now() + p_lease, updated_at = now(),
-        max_attempts = coalesce(p_max_attempts, j.max_attempts)
-    FROM claimable
-    WHERE j.id = claimable.id
-    RETURNING j.*;
+    SELECT claimed.* FROM claimed CROSS JOIN announced;
 END
 $$;
 
@@ -173,11 +197,17 @@ CREATE OR REPLACE FUNCTION embedq.jobs_undispatch(p_ids bigint[], p_lease interv
 RETURNS SETOF embedq.jobs
 LANGUAGE sql
 AS $$
-    UPDATE embedq.jobs j
-    SET status = 'processing', attempts = j.attempts + 1, lease_expires_at = now() + p_lease,
-        updated_at = now()
-    WHERE j.id = ANY (p_ids) AND j.status = 'dispatched'
-    RETURNING j.*
+    WITH changed AS (
+        UPDATE embedq.jobs j
+        SET status = 'processing', attempts = j.attempts + 1, lease_expires_at = now() + p_lease,
+            updated_at = now()
+        WHERE j.id = ANY (p_ids) AND j.status = 'dispatched'
+        RETURNING j.*
+    ), announced AS (
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, 'processing')))
+        FROM changed
+    )
+    SELECT changed.* FROM changed CROSS JOIN announced
 $$;
 
 -- The webhook takes jobs delivered by QStash: each becomes `processing`, with one more
@@ -202,13 +232,18 @@ AS $$
                 AND busy.content_type = j.content_type AND busy.source_id = j.source_id)
         ORDER BY j.id
         FOR UPDATE
+    ), changed AS (
+        UPDATE embedq.jobs j
+        SET status = 'processing', attempts = j.attempts + 1, locked_by = p_worker,
+            lease_expires_at = now() + p_lease, updated_at = now()
+        FROM acceptable
+        WHERE j.id = acceptable.id
+        RETURNING j.*
+    ), announced AS (
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, 'processing')))
+        FROM changed
     )
-    UPDATE embedq.jobs j
-    SET status = 'processing', attempts = j.attempts + 1, locked_by = p_worker,
-        lease_expires_at = now() + p_lease, updated_at = now()
-    FROM acceptable
-    WHERE j.id = acceptable.id
-    RETURNING j.*
+    SELECT changed.* FROM changed CROSS JOIN announced
 $$;
 
 -- QStash's failure callback: the message is in its DLQ; its unfinished jobs are dead.
@@ -221,9 +256,10 @@ AS $$
         SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
             last_error = left(p_reason, 2000)
         WHERE j.message_id = p_message_id AND j.status IN ('dispatched', 'processing', 'failed')
-        RETURNING j.id, j.content_type, j.source_id, j.status
+        RETURNING j.id, j.content_type, j.source_id, j.status, j.last_error
     ), announced AS (
-        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status))) FROM changed
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status, last_error)))
+        FROM changed
     )
     SELECT changed.id FROM changed CROSS JOIN announced
 $$;
@@ -275,11 +311,12 @@ AS $$
                                 THEN now() + p_redelivery END
     FROM unnest(p_ids, p_attempts) AS claim(id, attempts)
     WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status IN ('processing', 'dispatched')
-    RETURNING j.id, j.status, j.content_type, j.source_id
+    RETURNING j.id, j.status, j.content_type, j.source_id, j.last_error
     ), announced AS (
         -- a retryable failure the webhook hands back to QStash is announced as `failed` too
         SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(
-            id, content_type, source_id, CASE WHEN status = 'dead' THEN 'dead' ELSE 'failed' END))) FROM changed
+            id, content_type, source_id, CASE WHEN status = 'dead' THEN 'dead' ELSE 'failed' END, last_error)))
+        FROM changed
     )
     SELECT changed.id, changed.status FROM changed CROSS JOIN announced
 $$;
@@ -300,9 +337,10 @@ AS $$
             last_error = format('lease expired while %s by %s', j.status, coalesce(j.locked_by, 'unknown')),
             lease_expires_at = NULL, updated_at = now()
         WHERE j.status IN ('processing', 'dispatched') AND j.lease_expires_at < now()
-        RETURNING j.id, j.status, j.content_type, j.source_id
+        RETURNING j.id, j.status, j.content_type, j.source_id, j.last_error
     ), announced AS (
-        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status))) FROM changed
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status, last_error)))
+        FROM changed
     )
     SELECT changed.id, changed.status FROM changed CROSS JOIN announced
 $$;
@@ -366,7 +404,8 @@ AS $$
         WHERE j.id = p_id AND j.status NOT IN ('done', 'dead')
         RETURNING j.*
     ), announced AS (
-        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, 'dead'))) FROM changed
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, 'dead', last_error)))
+        FROM changed
     )
     SELECT changed.* FROM changed CROSS JOIN announced
 $$;

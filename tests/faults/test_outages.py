@@ -208,6 +208,8 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
         )
         migrated = await harness.cli("migrate")
         assert migrated.returncode == 0, migrated.stderr
+        sample = await harness.cli("sample", "--no-rows")
+        assert sample.returncode == 0, sample.stderr
         await asyncio.gather(harness.webhook(port), harness.listener())
         load = background(reconnecting_load(pg.dsn, rng, rows, pause=fault_scale.pick(0.1, 0.05)))
         reconnects = [await restart_under_load(pg, harness, port, rng, down_seconds) for _ in range(restarts)]

@@ -4,6 +4,7 @@ dashboard, and `embedq migrate` from it builds the schema of a new database."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,6 +19,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_wheel_alone_migrates_a_new_database(tmp_path, embedded_server):
+    # built from a copy: a build/ folder left in the checkout would lend the wheel stale files
+    source = tmp_path / "src"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", ".embedq", "__pycache__", ".*_cache"),
+    )
     subprocess.run(
         [
             sys.executable,
@@ -29,7 +37,7 @@ def test_the_wheel_alone_migrates_a_new_database(tmp_path, embedded_server):
             "-q",
             "-w",
             str(tmp_path / "dist"),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
@@ -47,6 +55,8 @@ def test_the_wheel_alone_migrates_a_new_database(tmp_path, embedded_server):
         "embedq": "embedq",
     }
     runtime_files = [
+        *REPO.glob("embedq/**/*.py"),
+        *REPO.glob("embedq/data/*.json"),
         *REPO.glob("sql/**/*.sql"),
         *REPO.glob("alembic/**/*.py"),
         *REPO.glob("listener/*.py"),
