@@ -20,9 +20,11 @@ from embedq import display, logs, models, operations
 from embedq import verify as verification
 from embedq.client import AsyncClient
 from embedq.display import console, print_json, say
+from embedq.doctor import Doctor, Verdict, passed
 from embedq.errors import EmbedqError, InvalidInput
 from embedq.maintenance import run_maintenance
 from embedq.preview import preview_row
+from embedq.providers import create_embedder
 from embedq.qstash.messages import MAX_JOB_ID
 from embedq.sample import create_sample_app, insert_sample_rows, sample_rows_present
 from embedq.settings import Settings
@@ -120,6 +122,24 @@ def status(as_json: JsonOption = False) -> None:
         print_json(result.as_json())
     else:
         display.print_status(result)
+
+
+@app.command()
+def doctor(as_json: JsonOption = False) -> None:
+    """Check every link: database, pgvector, migrations, provider; with QStash, the token, the
+    signing keys, a signed delivery to the webhook and a round trip. Exit 1 naming what failed
+    and its fix."""
+    settings = _settings()
+    checks = asyncio.run(Doctor(settings, embedder_factory=create_embedder).run())
+    if as_json:
+        print_json({"passed": passed(checks), "checks": [c.as_json() for c in checks]})
+    else:
+        console.print(display.doctor_table(checks))
+        for check in checks:
+            if check.verdict is Verdict.FAILED:
+                say(f"{check.name} failed: {check.detail}" + (f"; fix: {check.fix}" if check.fix else ""))
+    if not passed(checks):
+        raise typer.Exit(1)
 
 
 # -- jobs ----------------------------------------------------------------------------------------

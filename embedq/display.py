@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from embedq.doctor import Check
 from embedq.jobs import Job
 from embedq.models import ModelInfo
 from embedq.preview import Preview
@@ -44,12 +45,12 @@ def print_json(data: Any) -> None:
 
 
 def say(text: str) -> None:
-    """One line for people, printed as written (no markup, no highlighting)."""
-    console.print(text, highlight=False, markup=False)
+    """One line for people, printed as written (no markup, no highlighting, never wrapped)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def warn(text: str) -> None:
-    Console(stderr=True).print(text, highlight=False, markup=False)
+    Console(stderr=True).print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def hits_table(title: str, hits: Sequence[SearchHit]) -> Table:
@@ -134,6 +135,16 @@ def verify_table(report: Mapping[str, TypeDrift]) -> Table:
             str(len(d.orphaned)),
             str(d.in_flight),
         )
+    return table
+
+
+def doctor_table(checks: Sequence[Check]) -> Table:
+    table = Table()
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    styles = {"ok": "green", "failed": "bold red", "skipped": "dim"}
+    for check in checks:
+        table.add_row(check.name, f"[{styles[check.verdict.value]}]{check.verdict.value}[/]", check.detail)
     return table
 
 

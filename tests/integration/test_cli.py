@@ -181,3 +181,23 @@ def test_preview_shows_the_text_and_chunks_processing_embeds(dsn):
 )
 def test_preview_of_what_does_not_exist(dsn, args, fragment):
     assert_one_line_error(embedq(*args, database_url=dsn), fragment)
+
+
+def test_doctor_in_local_mode(dsn):
+    result = embedq("doctor", "--json", database_url=dsn)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    assert [(c["name"], c["verdict"]) for c in report["checks"]][:4] == [
+        ("database", "ok"),
+        ("pgvector", "ok"),
+        ("migrations", "ok"),
+        ("provider", "ok"),
+    ]
+
+
+def test_doctor_names_the_failing_link_and_its_fix():
+    result = embedq("doctor", database_url="postgresql://embedq:pw@127.0.0.1:1/nowhere")
+    assert result.returncode == 1
+    assert "database failed: cannot connect to postgresql://embedq:***@127.0.0.1:1/nowhere" in result.stdout
+    assert "; fix: check DATABASE_URL" in result.stdout
