@@ -28,6 +28,7 @@ from embedq.providers import create_embedder
 from embedq.qstash.messages import MAX_JOB_ID
 from embedq.sample import create_sample_app, insert_sample_rows, sample_rows_present
 from embedq.settings import Settings
+from embedq.store import JobStore
 
 T = TypeVar("T")
 
@@ -74,6 +75,13 @@ def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     async def run(client: AsyncClient) -> T:
         async with client.connection() as conn:
             return await work(conn)
+
+    return _with_client(run)
+
+
+def _with_store(work: Callable[[JobStore], Awaitable[T]]) -> T:
+    async def run(client: AsyncClient) -> T:
+        return await work(JobStore(await client.pool()))
 
     return _with_client(run)
 
@@ -150,19 +158,19 @@ JobId = Annotated[int, typer.Argument(help="The job id (see `embedq status`).", 
 @jobs_app.command("show")
 def jobs_show(job_id: JobId, as_json: JsonOption = False) -> None:
     """Show one job, with its attempts and last error."""
-    display.print_job(_with_connection(lambda conn: operations.get_job(conn, job_id)), as_json)
+    display.print_job(_with_store(lambda store: operations.get_job(store, job_id)), as_json)
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: JobId, as_json: JsonOption = False) -> None:
     """End a job that has not finished as `dead` (it stays replayable)."""
-    display.print_job(_with_connection(lambda conn: operations.cancel_job(conn, job_id)), as_json)
+    display.print_job(_with_store(lambda store: operations.cancel_job(store, job_id)), as_json)
 
 
 @jobs_app.command("retry")
 def jobs_retry(job_id: JobId, as_json: JsonOption = False) -> None:
     """Queue a failed, dead or done job again, with its attempts cleared."""
-    retried = _with_connection(lambda conn: operations.retry_job(conn, job_id))
+    retried = _with_store(lambda store: operations.retry_job(store, job_id))
     if retried.merged_into is not None:
         say(f"job {job_id}: its row already has pending job {retried.merged_into}; merged into it")
     display.print_job(retried.job, as_json)
@@ -356,8 +364,9 @@ def replay(
         job_ids=job_ids,
     )
 
-    async def run(conn: asyncpg.Connection) -> tuple[operations.ReplayPlan, operations.Replayed | None]:
-        plan = await operations.plan_replay(conn, chosen)
+    async def run(client: AsyncClient) -> tuple[operations.ReplayPlan, operations.Replayed | None]:
+        async with client.connection() as conn:
+            plan = await operations.plan_replay(conn, chosen)
         if not as_json:
             console.print(display.replay_table(plan.summary(), len(plan.job_ids), dry_run))
         if dry_run or not plan.job_ids:
@@ -366,9 +375,9 @@ def replay(
             matched = len(plan.job_ids)
             _confirm(f"Replay {matched} jobs?", f"{matched} jobs match; pass --yes to replay them without a prompt")
         with display.progress_bar("replay", enabled=not as_json) as progress:
-            return plan, await operations.replay(conn, plan.job_ids, progress)
+            return plan, await operations.replay(JobStore(await client.pool()), plan.job_ids, progress)
 
-    plan, replayed = _with_connection(run)
+    plan, replayed = _with_client(run)
     if as_json:
         print_json(
             {

@@ -2,8 +2,10 @@
 filter; backfill every row of a content type. One implementation each, used by the CLI, the
 Python API and the webhook's admin API.
 
-Each takes an asyncpg connection (a caller holding a pool acquires one). Failures a caller can
-cause raise NotFound or InvalidInput with a message fit for one line.
+What the job store offers (one job, requeue, cancel) goes through the `Store`, so it runs on
+`InMemoryJobStore` too; choosing jobs by filter and backfilling take an asyncpg connection.
+Failures a caller can cause raise NotFound (HTTP 404) or InvalidInput (HTTP 409 / 400), with a
+message fit for one line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from embedq.errors import InvalidInput, NotFound
 from embedq.jobs import Job, JobStatus
 from embedq.queries import query
 from embedq.settings import Settings
+from embedq.store import Store
 
 #: called with (done so far, total or None while unknown) after each batch of a long operation
 Progress = Callable[[int, int | None], None]
@@ -37,20 +40,20 @@ BACKFILL_PRIORITY = 9
 # -- one job -----------------------------------------------------------------------------------
 
 
-async def get_job(conn: asyncpg.Connection, job_id: int) -> Job:
-    record = await conn.fetchrow(query("jobs_get"), job_id)
-    if record is None:
+async def get_job(store: Store, job_id: int) -> Job:
+    job = await store.get(job_id)
+    if job is None:
         raise NotFound(f"job {job_id} does not exist")
-    return Job.from_record(record)
+    return job
 
 
-async def cancel_job(conn: asyncpg.Connection, job_id: int) -> Job:
+async def cancel_job(store: Store, job_id: int) -> Job:
     """End a job that has not finished as `dead` (it stays replayable)."""
-    record = await conn.fetchrow(query("jobs_cancel"), job_id)
-    if record is None:
-        job = await get_job(conn, job_id)
+    cancelled = await store.cancel(job_id)
+    if cancelled is None:
+        job = await get_job(store, job_id)
         raise InvalidInput(f"job {job_id} is already {job.status}; only unfinished jobs can be cancelled")
-    return Job.from_record(record)
+    return cancelled
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,13 @@ class Retried:
     merged_into: int | None
 
 
-async def retry_job(conn: asyncpg.Connection, job_id: int) -> Retried:
+async def retry_job(store: Store, job_id: int) -> Retried:
     """Queue a failed, dead or done job again, with its attempts cleared."""
-    async with conn.transaction():
-        rows = await conn.fetch(query("jobs_requeue"), [job_id])
-    if not rows:
-        job = await get_job(conn, job_id)
+    requeued = await store.requeue([job_id])
+    if not requeued:
+        job = await get_job(store, job_id)
         raise InvalidInput(f"job {job_id} is {job.status}; only failed, dead or done jobs can be retried")
-    return Retried(await get_job(conn, job_id), rows[0]["merged_into"])
+    return Retried(await get_job(store, job_id), requeued[0].merged_into)
 
 
 # -- replay ------------------------------------------------------------------------------------
@@ -146,15 +148,14 @@ class Replayed:
 
 
 async def replay(
-    conn: asyncpg.Connection, job_ids: Sequence[int], progress: Progress | None = None, batch: int = REPLAY_BATCH
+    store: Store, job_ids: Sequence[int], progress: Progress | None = None, batch: int = REPLAY_BATCH
 ) -> Replayed:
     """Put ended jobs back in the queue, attempts cleared, in short transactions of `batch` jobs
     (each gets a fresh QStash deduplication id when dispatched again)."""
     replayed = merged = 0
     for start in range(0, len(job_ids), batch):
-        async with conn.transaction():
-            done = await conn.fetch(query("jobs_requeue"), list(job_ids[start : start + batch]))
-        merged += sum(1 for r in done if r["merged_into"] is not None)
+        done = await store.requeue(job_ids[start : start + batch])
+        merged += sum(1 for r in done if r.merged_into is not None)
         replayed += len(done)
         if progress is not None:
             progress(min(start + batch, len(job_ids)), len(job_ids))

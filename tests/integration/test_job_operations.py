@@ -1,6 +1,6 @@
 """The operations the CLI, the Python API and the webhook's admin API share (embedq.operations,
-embedq.models), called directly on the real database: their batches, their progress reports and
-the errors a caller can cause."""
+embedq.models), called directly on the real database (the one-job operations also on the
+in-memory store): their batches, their progress reports and the errors a caller can cause."""
 
 from __future__ import annotations
 
@@ -8,10 +8,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from embedq import models, operations
+from embedq import db, models, operations
 from embedq.errors import InvalidInput, NotFound
 from embedq.jobs import JobStatus
 from embedq.settings import Settings
+from embedq.store import JobStore, Source
+from embedq.testing import InMemoryJobStore
+
+
+@pytest.fixture
+async def store(dsn):
+    pool = await db.create_pool(dsn, "embedq-tests", max_size=2)
+    yield JobStore(pool)
+    await pool.close()
 
 
 async def queued_courses(conn, count: int) -> list[int]:
@@ -31,32 +40,44 @@ async def end_as(conn, job_ids: list[int], status: str) -> None:
     )
 
 
-async def test_cancel_then_retry_one_job(conn):
-    (job_id,) = await queued_courses(conn, 1)
-    cancelled = await operations.cancel_job(conn, job_id)
+async def cancel_then_retry(store, job_id: int) -> None:
+    cancelled = await operations.cancel_job(store, job_id)
     assert (cancelled.status, cancelled.last_error) == (JobStatus.DEAD, "cancelled by operator")
     with pytest.raises(InvalidInput, match=f"job {job_id} is already dead"):
-        await operations.cancel_job(conn, job_id)
+        await operations.cancel_job(store, job_id)
 
-    retried = await operations.retry_job(conn, job_id)
+    retried = await operations.retry_job(store, job_id)
     assert (retried.job.status, retried.job.attempts, retried.merged_into) == (JobStatus.PENDING, 0, None)
     with pytest.raises(InvalidInput, match="only failed, dead or done jobs can be retried"):
-        await operations.retry_job(conn, job_id)
+        await operations.retry_job(store, job_id)
     with pytest.raises(NotFound, match="job 424242 does not exist"):
-        await operations.get_job(conn, 424242)
+        await operations.get_job(store, 424242)
 
 
-async def test_retrying_a_job_whose_row_has_a_pending_job_merges_into_it(conn):
+async def test_cancel_then_retry_one_job(conn, store):
+    (job_id,) = await queued_courses(conn, 1)
+    await cancel_then_retry(store, job_id)
+
+
+async def test_cancel_then_retry_one_job_in_memory():
+    memory = InMemoryJobStore([Source("course", "courses", "id", ("title",), 2)])
+    memory.write_row("course", {"title": "a"})
+    await memory.ingest()
+    (job_id,) = memory.jobs
+    await cancel_then_retry(memory, job_id)
+
+
+async def test_retrying_a_job_whose_row_has_a_pending_job_merges_into_it(conn, store):
     (first,) = await queued_courses(conn, 1)
     await end_as(conn, [first], "dead")
     await conn.execute("UPDATE embedq_sample.courses SET title = 'edited'")
     await conn.execute("SELECT embedq.jobs_ingest()")
     pending = await conn.fetchval("SELECT id FROM embedq.jobs WHERE status = 'pending'")
-    retried = await operations.retry_job(conn, first)
+    retried = await operations.retry_job(store, first)
     assert retried.merged_into == pending and retried.job.status is JobStatus.DONE
 
 
-async def test_replay_chooses_by_filter_and_requeues_in_batches_with_progress(conn):
+async def test_replay_chooses_by_filter_and_requeues_in_batches_with_progress(conn, store):
     jobs = await queued_courses(conn, 5)
     await end_as(conn, jobs[:3], "dead")
     await end_as(conn, jobs[3:4], "failed")
@@ -74,7 +95,7 @@ async def test_replay_chooses_by_filter_and_requeues_in_batches_with_progress(co
     assert (await operations.plan_replay(conn, operations.ReplayFilter.build(content_types=["post"]))).job_ids == []
 
     reports: list[tuple[int, int | None]] = []
-    replayed = await operations.replay(conn, plan.job_ids, lambda done, total: reports.append((done, total)), batch=3)
+    replayed = await operations.replay(store, plan.job_ids, lambda done, total: reports.append((done, total)), batch=3)
     assert (replayed.replayed, replayed.merged) == (4, 0)
     assert reports == [(3, 4), (4, 4)]
     statuses = await conn.fetch("SELECT status::text FROM embedq.jobs WHERE id = ANY ($1::bigint[])", jobs[:4])
