@@ -17,16 +17,15 @@ import typer
 
 import embedq
 from embedq import display, logs, models, operations
+from embedq import sample as sample_app
 from embedq import verify as verification
 from embedq.client import AsyncClient
 from embedq.display import console, print_json, say
 from embedq.doctor import Doctor, Verdict, passed
 from embedq.errors import EmbedqError, InvalidInput
 from embedq.maintenance import run_maintenance
-from embedq.preview import preview_row
 from embedq.providers import create_embedder
 from embedq.qstash.messages import MAX_JOB_ID
-from embedq.sample import create_sample_app, insert_sample_rows, sample_rows_present
 from embedq.settings import Settings
 from embedq.store import JobStore
 
@@ -262,12 +261,7 @@ def preview(
 ) -> None:
     """The text and the chunks a row is embedded as (its registration's template, chunked as
     processing does). Reads only."""
-
-    async def run(client: AsyncClient):
-        async with client.connection() as conn:
-            return await preview_row(conn, client.embedder(), client.settings, content_type, source_id)
-
-    result = _with_client(run)
+    result = _with_client(lambda client: client.preview(content_type, source_id))
     if as_json:
         print_json(result.as_json())
     else:
@@ -318,22 +312,19 @@ def verify(
     gives: the active one, or one being filled): missing, stale, orphaned. Exit code 1 on drift."""
     with display.progress_by_kind("verify", enabled=not as_json) as progress:
 
-        async def run(client: AsyncClient):
-            embedder = client.embedder()
+        async def run(client: AsyncClient) -> verification.Verification:
             async with client.connection() as conn:
-                is_active = await verification.check_model(conn, embedder.model)
-                report = await verification.verify(conn, embedder, client.settings, content_type, progress)
-                queued = await verification.fix(conn, embedder.model, report, active=is_active) if fix else 0
-                return report, queued
+                return await verification.run(
+                    conn, client.embedder(), client.settings, content_type, fix_drift=fix, progress=progress
+                )
 
-        report, queued = _with_client(run)
-    drift = sum(d.drift for d in report.values())
+        result = _with_client(run)
     if as_json:
-        print_json({"types": {t: d.as_json() for t, d in report.items()}, "drift": drift, "queued": queued})
+        print_json(result.as_json())
     else:
-        console.print(display.verify_table(report))
-        say(f"drift: {drift}" + (f"; queued {queued} repair jobs" if fix else ""))
-    if drift:
+        console.print(display.verify_table(result.report))
+        say(f"drift: {result.drift}" + (f"; queued {result.queued} repair jobs" if fix else ""))
+    if result.drift:
         raise typer.Exit(1)
 
 
@@ -379,15 +370,7 @@ def replay(
 
     plan, replayed = _with_client(run)
     if as_json:
-        print_json(
-            {
-                "matched": len(plan.job_ids),
-                "replayed": replayed.replayed if replayed else 0,
-                "merged": replayed.merged if replayed else 0,
-                "by_type_and_status": plan.summary(),
-                "dry_run": dry_run,
-            }
-        )
+        print_json(display.replay_json(plan, replayed, dry_run))
     elif replayed is not None:
         say(f"replayed {replayed.replayed} jobs ({replayed.merged} merged into a pending job of the same row)")
 
@@ -444,13 +427,7 @@ def sample(
     """Create the sample application (schema embedq_sample: profiles, courses, lessons, posts,
     comments), registered as sources, with its rows. Never needed for your own tables."""
 
-    async def run(conn: asyncpg.Connection) -> dict[str, int]:
-        await create_sample_app(conn)
-        if rows and not await sample_rows_present(conn):
-            return await insert_sample_rows(conn)
-        return {}
-
-    written = _with_connection(run)
+    written = _with_connection(lambda conn: sample_app.create(conn, with_rows=rows))
     say(
         "sample application ready in schema embedq_sample"
         + ("; rows written: " + ", ".join(f"{n} {t}s" for t, n in written.items()) if written else "")

@@ -34,6 +34,7 @@ from embedq import db, migrations, operations, rows
 from embedq import search as searching
 from embedq.errors import DatabaseUnavailable, InvalidInput
 from embedq.notify import Notifier
+from embedq.preview import Preview, preview_row
 from embedq.providers import create_embedder
 from embedq.providers.base import Embedder
 from embedq.queries import query
@@ -299,6 +300,13 @@ class AsyncClient:
                 except TimeoutError:
                     pass
 
+    @_translated
+    async def preview(self, content_type: str, source_id: object) -> Preview:
+        """The text and the chunks the row is embedded as (its registration's template, chunked as
+        processing does); reads only."""
+        async with self.connection() as conn:
+            return await preview_row(conn, self.embedder(), self.settings, content_type, str(source_id))
+
     # -- operations --------------------------------------------------------------------------
 
     @_translated
@@ -461,6 +469,9 @@ class Client:
     def wait_until_embedded(self, content_type: str, source_id: object, timeout: float = 30.0) -> bool:
         return self._call(self._async.wait_until_embedded(content_type, source_id, timeout))
 
+    def preview(self, content_type: str, source_id: object) -> Preview:
+        return self._call(self._async.preview(content_type, source_id))
+
     def backfill(
         self,
         content_type: str,
@@ -483,6 +494,7 @@ for _name in (
     "search",
     "row_status",
     "wait_until_embedded",
+    "preview",
     "backfill",
     "status",
 ):

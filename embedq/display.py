@@ -19,6 +19,7 @@ from rich.table import Table
 from embedq.doctor import Check
 from embedq.jobs import Job
 from embedq.models import ModelInfo
+from embedq.operations import Replayed, ReplayPlan
 from embedq.preview import Preview
 from embedq.status import Status
 from embedq.verify import TypeDrift
@@ -111,6 +112,16 @@ def replay_table(summary: Sequence[Mapping[str, Any]], matched: int, dry_run: bo
     for item in summary:
         table.add_row(item["content_type"], item["status"], str(item["jobs"]))
     return table
+
+
+def replay_json(plan: ReplayPlan, replayed: Replayed | None, dry_run: bool) -> dict[str, Any]:
+    return {
+        "matched": len(plan.job_ids),
+        "replayed": replayed.replayed if replayed else 0,
+        "merged": replayed.merged if replayed else 0,
+        "by_type_and_status": plan.summary(),
+        "dry_run": dry_run,
+    }
 
 
 def models_table(models: Sequence[ModelInfo]) -> Table:

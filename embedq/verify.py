@@ -132,6 +132,37 @@ async def _check_orphans(conn, model: str, content_type: str, drift: TypeDrift) 
         drift.orphaned.extend(i for i in page if i not in existing)
 
 
+@dataclass
+class Verification:
+    """A verify run: drift per content type, and the repair jobs queued (with fix=True)."""
+
+    report: dict[str, TypeDrift]
+    queued: int = 0
+
+    @property
+    def drift(self) -> int:
+        return sum(d.drift for d in self.report.values())
+
+    def as_json(self) -> dict:
+        return {"types": {t: d.as_json() for t, d in self.report.items()}, "drift": self.drift, "queued": self.queued}
+
+
+async def run(
+    conn: asyncpg.Connection,
+    embedder: Embedder,
+    settings: Settings,
+    content_types: list[str] | None = None,
+    *,
+    fix_drift: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> Verification:
+    """`embedq verify [--fix]`: check the model, compare, and queue the repairs if asked."""
+    is_active = await check_model(conn, embedder.model)
+    report = await verify(conn, embedder, settings, content_types, progress)
+    queued = await fix(conn, embedder.model, report, active=is_active) if fix_drift else 0
+    return Verification(report, queued)
+
+
 async def fix(
     conn: asyncpg.Connection, model: str, report: dict[str, TypeDrift], priority: int = 3, *, active: bool = True
 ) -> int:

@@ -77,6 +77,11 @@ async def test_a_registered_table_is_embedded_and_searched(conn, dsn, settings, 
     assert [h.source_id for h in await client.search("anything", types="article", min_score=hits[0].score + 1)] == []
     assert len(await client.search("anything", types=["article"], k=1)) == 1
 
+    preview = await client.preview("article", bread)
+    assert preview.text == "Sourdough bread\n\nFeed the starter the night before."
+    stored_hash = await conn.fetchval("SELECT content_hash FROM embedq.embeddings WHERE source_id = $1", str(bread))
+    assert [c.content_hash for c in preview.chunks] == [stored_hash]
+
     summary = await client.status()
     assert summary.vectors["article"] == {"rows": 2, "chunks": 2}
     assert summary.totals["done"] == 2
