@@ -21,10 +21,8 @@ from embedq import sample as sample_app
 from embedq import verify as verification
 from embedq.client import AsyncClient
 from embedq.display import console, print_json, say
-from embedq.doctor import Doctor, Verdict, passed
 from embedq.errors import EmbedqError, InvalidInput
 from embedq.maintenance import run_maintenance
-from embedq.providers import create_embedder
 from embedq.qstash.messages import MAX_JOB_ID
 from embedq.settings import Settings
 from embedq.store import JobStore
@@ -136,6 +134,10 @@ def doctor(as_json: JsonOption = False) -> None:
     """Check every link: database, pgvector, migrations, provider; with QStash, the token, the
     signing keys, a signed delivery to the webhook and a round trip. Exit 1 naming what failed
     and its fix."""
+    # deferred: the doctor's HTTP client (httpx) would add a tenth of a second to every command
+    from embedq.doctor import Doctor, Verdict, passed
+    from embedq.providers import create_embedder
+
     settings = _settings()
     checks = asyncio.run(Doctor(settings, embedder_factory=create_embedder).run())
     if as_json:

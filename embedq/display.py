@@ -10,19 +10,20 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from embedq.doctor import Check
-from embedq.jobs import Job
-from embedq.models import ModelInfo
-from embedq.operations import Replayed, ReplayPlan
-from embedq.preview import Preview
-from embedq.status import Status
-from embedq.verify import TypeDrift
+if TYPE_CHECKING:  # types only: printing needs none of these modules (or their numpy, httpx)
+    from embedq.doctor import Check
+    from embedq.jobs import Job
+    from embedq.models import ModelInfo
+    from embedq.operations import Replayed, ReplayPlan
+    from embedq.preview import Preview
+    from embedq.status import Status
+    from embedq.verify import TypeDrift
 
 SNIPPET_CHARACTERS = 110
 
