@@ -157,7 +157,8 @@ class AsyncClient:
     async def database_url(self) -> str:
         """The URL this client connects to (starts the embedded server when DATABASE_URL is unset)."""
         if self._dsn is None:
-            logger.info(
+            # debug: the CLI says it on stderr already, and a library should not be chatty
+            logger.debug(
                 "DATABASE_URL is not set: using the embedded PostgreSQL",
                 extra={"action": "connect", "data_dir": str(self.settings.data_dir)},
             )
@@ -278,7 +279,8 @@ class AsyncClient:
     @_translated
     async def wait_until_embedded(self, content_type: str, source_id: object, timeout: float = 30.0) -> bool:
         """Wait until the row's vectors match the row as committed: True. False when `timeout`
-        seconds pass first, or when its job is dead (`row_status` says why). Wakes on the job
+        seconds pass first, or when its job is dead (`row_status` says why); a row with nothing
+        to embed (no text, or no such row) stays `missing` until the timeout. Wakes on the job
         events PostgreSQL announces, and looks again every few seconds in case one is missed."""
         source_id = str(source_id)
         pool = await self.pool()
