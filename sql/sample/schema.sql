@@ -92,8 +92,9 @@ BEGIN
     WITH inserted AS (
         INSERT INTO embedq_sample.profiles (display_name, bio, interests, avatar_url, last_seen_at)
         SELECT r.display_name, r.bio, r.interests, r.avatar_url, now() - make_interval(hours => 3 * (r.ord - 1)::int)
-        FROM jsonb_to_recordset(p_data -> 'profiles') WITH ORDINALITY
-            AS r(display_name text, bio text, interests text[], avatar_url text, ord bigint)
+        FROM ROWS FROM (jsonb_to_recordset(p_data -> 'profiles')
+                        AS (display_name text, bio text, interests text[], avatar_url text)) WITH ORDINALITY
+            AS r(display_name, bio, interests, avatar_url, ord)
         ORDER BY r.ord
         RETURNING id, display_name
     ) SELECT * FROM inserted;
@@ -104,9 +105,10 @@ BEGIN
         INSERT INTO embedq_sample.courses (title, description, category, tags, requirements, learning_objectives,
                                            price_cents)
         SELECT r.title, r.description, r.category, r.tags, r.requirements, r.learning_objectives, r.price_cents
-        FROM jsonb_to_recordset(p_data -> 'courses') WITH ORDINALITY
-            AS r(title text, description text, category text, tags text[], requirements text,
-                 learning_objectives text, price_cents int, ord bigint)
+        FROM ROWS FROM (jsonb_to_recordset(p_data -> 'courses')
+                        AS (title text, description text, category text, tags text[], requirements text,
+                            learning_objectives text, price_cents int)) WITH ORDINALITY
+            AS r(title, description, category, tags, requirements, learning_objectives, price_cents, ord)
         ORDER BY r.ord
         RETURNING id, title
     ) SELECT * FROM inserted;
@@ -116,8 +118,9 @@ BEGIN
     SELECT c.id, l.title, l.description, l.content, l.ord
     FROM jsonb_array_elements(p_data -> 'courses') WITH ORDINALITY AS course(doc, course_ord)
     JOIN sample_course_ids c ON c.title = course.doc ->> 'title'
-    CROSS JOIN LATERAL jsonb_to_recordset(course.doc -> 'lessons') WITH ORDINALITY
-        AS l(title text, description text, content text, ord bigint)
+    CROSS JOIN LATERAL ROWS FROM (jsonb_to_recordset(course.doc -> 'lessons')
+                                  AS (title text, description text, content text)) WITH ORDINALITY
+        AS l(title, description, content, ord)
     ORDER BY course.course_ord, l.ord;
     GET DIAGNOSTICS v_lessons = ROW_COUNT;
 
@@ -125,8 +128,9 @@ BEGIN
     WITH inserted AS (
         INSERT INTO embedq_sample.posts (author_id, title, body, view_count)
         SELECT a.id, r.title, r.body, r.view_count
-        FROM jsonb_to_recordset(p_data -> 'posts') WITH ORDINALITY
-            AS r(author text, title text, body text, view_count int, ord bigint)
+        FROM ROWS FROM (jsonb_to_recordset(p_data -> 'posts')
+                        AS (author text, title text, body text, view_count int)) WITH ORDINALITY
+            AS r(author, title, body, view_count, ord)
         LEFT JOIN sample_profile_ids a ON a.display_name = r.author
         ORDER BY r.ord
         RETURNING id, title
