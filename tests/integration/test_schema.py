@@ -92,6 +92,8 @@ def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embe
                 "schema/0001_embedq.sql",
                 "schema/0003_model_jobs.sql",
                 "schema/0004_sources_template.sql",
+                "schema/0005_jobs_by_source.sql",
+                "schema/0007_hybrid_search.sql",
                 *migrations.FUNCTION_FILES,
                 "sample/schema.sql",
             ):
