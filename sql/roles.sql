@@ -87,7 +87,7 @@ GRANT EXECUTE ON FUNCTION
     embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name,
     embedq.hybrid_search, embedq._search_model, embedq._search_check_page, embedq._search_filter,
     embedq._nearest_chunks, embedq._nearest_rows, embedq._search_log, embedq._keyword_weights, embedq._keyword_hits,
-    embedq.fts_query_terms, embedq.fts_document, embedq._fts_plain_text, embedq._fts_cjk_runs
+    embedq.fts_query_terms, embedq.fts_document, embedq._fts_plain_text, embedq._fts_cjk_characters
 TO embedq_listener;
 
 -- 3. embedq_webhook ----------------------------------------------------------------------------
@@ -109,7 +109,7 @@ GRANT EXECUTE ON FUNCTION
     embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name,
     embedq.hybrid_search, embedq._search_model, embedq._search_check_page, embedq._search_filter,
     embedq._nearest_chunks, embedq._nearest_rows, embedq._search_log, embedq._keyword_weights, embedq._keyword_hits,
-    embedq.fts_query_terms, embedq.fts_document, embedq._fts_plain_text, embedq._fts_cjk_runs
+    embedq.fts_query_terms, embedq.fts_document, embedq._fts_plain_text, embedq._fts_cjk_characters
 TO embedq_webhook;
 
 -- 4. The registered source tables --------------------------------------------------------------

@@ -206,33 +206,45 @@ BEGIN
 END
 $$;
 
--- The nearest chunks to a query vector, best first. A search whose filters keep few vectors
--- (fewer than 2,000) scans them exactly: fast at that size, and exact. Otherwise it goes through
--- the model's HNSW index, whose iterative scan (set by the calling functions) keeps reading the
--- index until p_limit vectors pass the filters. The model name is inlined as a literal so the
--- planner can match the model's partial index.
+-- The nearest chunks to a query vector, best first, through the model's HNSW index (below
+-- EMBEDQ_HNSW_MIN_ROWS vectors there is none and the planner scans them exactly). With filters,
+-- pgvector's iterative scan (set by the calling functions, with hnsw.max_scan_tuples) keeps
+-- reading the index until p_limit vectors pass them; when it gives up first, the filters keep
+-- few vectors, and those are scanned exactly instead: fast because they are few, and exact. The
+-- model name is inlined as a literal so the planner can match the model's partial index.
 CREATE OR REPLACE FUNCTION embedq._nearest_chunks(p_model embedq.models, p_query vector, p_limit integer,
                                                   p_content_types text[], p_filter jsonb)
 RETURNS TABLE (content_type text, source_id text, chunk_index integer, distance double precision, content text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_column
 DECLARE
-    v_exact_below constant integer := 2000;
     v_type text := embedq._model_vector_type(p_model.dimensions);
-    v_filtered bigint;
+    v_schema text := embedq._vector_schema();
+    v_filtered boolean := p_content_types IS NOT NULL OR p_filter IS NOT NULL;
+    v_types text[];
+    v_ids text[];
+    v_indexes integer[];
+    v_distances double precision[];
+    v_contents text[];
 BEGIN
-    IF p_content_types IS NOT NULL OR p_filter IS NOT NULL THEN
-        EXECUTE format($q$
-            SELECT count(*) FROM (
-                SELECT 1 FROM embedq.embeddings e
-                WHERE e.model = %L AND ($1::text[] IS NULL OR e.content_type = ANY ($1::text[]))
-                  AND ($2::jsonb IS NULL OR e.metadata @> $2::jsonb)
-                LIMIT %s) AS kept
-        $q$, p_model.name, v_exact_below)
-        INTO v_filtered USING p_content_types, p_filter;
-    END IF;
-    IF v_filtered < v_exact_below THEN
+    EXECUTE format($q$
+        SELECT array_agg(hit.content_type), array_agg(hit.source_id), array_agg(hit.chunk_index),
+               array_agg(hit.distance), array_agg(hit.content)
+        FROM (
+            SELECT e.content_type, e.source_id, e.chunk_index, e.content,
+                   (e.embedding::%1$s OPERATOR(%3$I.<=>) $1::%1$s)::double precision AS distance
+            FROM embedq.embeddings e
+            WHERE e.model = %2$L AND ($3::text[] IS NULL OR e.content_type = ANY ($3::text[]))
+              AND ($4::jsonb IS NULL OR e.metadata @> $4::jsonb)
+            ORDER BY e.embedding::%1$s OPERATOR(%3$I.<=>) $1::%1$s
+            LIMIT $2
+        ) hit
+    $q$, v_type, p_model.name, v_schema)
+    INTO v_types, v_ids, v_indexes, v_distances, v_contents
+    USING p_query, p_limit, p_content_types, p_filter;
+    IF v_filtered AND coalesce(cardinality(v_types), 0) < p_limit THEN
         RETURN QUERY EXECUTE format($q$
             WITH kept AS MATERIALIZED (
                 SELECT e.content_type, e.source_id, e.chunk_index, e.content, e.embedding
@@ -245,23 +257,13 @@ BEGIN
             FROM kept k
             ORDER BY distance, k.content_type, k.source_id, k.chunk_index
             LIMIT $2
-        $q$, v_type, p_model.name, embedq._vector_schema())
+        $q$, v_type, p_model.name, v_schema)
         USING p_query, p_limit, p_content_types, p_filter;
     ELSE
-        RETURN QUERY EXECUTE format($q$
-            SELECT hit.content_type, hit.source_id, hit.chunk_index, hit.distance, hit.content
-            FROM (
-                SELECT e.content_type, e.source_id, e.chunk_index, e.content,
-                       (e.embedding::%1$s OPERATOR(%3$I.<=>) $1::%1$s)::double precision AS distance
-                FROM embedq.embeddings e
-                WHERE e.model = %2$L AND ($3::text[] IS NULL OR e.content_type = ANY ($3::text[]))
-                  AND ($4::jsonb IS NULL OR e.metadata @> $4::jsonb)
-                ORDER BY e.embedding::%1$s OPERATOR(%3$I.<=>) $1::%1$s
-                LIMIT $2
-            ) hit
-            ORDER BY hit.distance, hit.content_type, hit.source_id, hit.chunk_index
-        $q$, v_type, p_model.name, embedq._vector_schema())
-        USING p_query, p_limit, p_content_types, p_filter;
+        RETURN QUERY
+        SELECT u.t, u.i, u.c, u.d, u.x
+        FROM unnest(v_types, v_ids, v_indexes, v_distances, v_contents) AS u(t, i, c, d, x)
+        ORDER BY u.d, u.t, u.i, u.c;
     END IF;
 END
 $$;
@@ -277,7 +279,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     v_most_chunks constant integer := 10000;
-    v_fetch integer := least(greatest(2 * p_limit, 40), v_most_chunks);
+    v_fetch integer := least(2 * p_limit, v_most_chunks);
     v_types text[];
     v_ids text[];
     v_indexes integer[];
@@ -324,7 +326,8 @@ $$;
 -- with `chunks => true`. `filters`: {"column": value} on the columns sources register as
 -- filterable; `min_score`: the least cosine similarity; `match_offset`: the page (skip that many
 -- hits); `log => true` records the search in embedq.search_log (origin 'sql', no query text).
--- hnsw.ef_search = 100 keeps recall@10 at or above 0.95 (bench/search.py).
+-- hnsw.ef_search = 100 keeps recall@10 at or above 0.95; an iterative scan reads at most 10,000
+-- index tuples before filters fall back to an exact scan (bench/search.py).
 CREATE OR REPLACE FUNCTION embedq.search(
     query vector,
     match_count integer DEFAULT 10,
@@ -340,6 +343,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = 100
+SET hnsw.max_scan_tuples = 10000
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -407,8 +411,11 @@ BEGIN
         v_cap := greatest(ceil(v_frequencies[cardinality(v_elements) + 1] * v_total)::integer + 1, 100);
     END IF;
     FOREACH v_term IN ARRAY p_terms LOOP
-        v_query := ('''' || replace(replace(v_term, '\', '\\'), '''', '''''') || '''')::tsquery;
-        v_at := array_position(v_elements, v_term);
+        v_query := ('''' || replace(replace(v_term, '\', '\\'), '''', '''''') || ''''
+                    -- a lone CJK character: the pairs it starts (embedq.fts_document)
+                    || CASE WHEN v_term ~ '^[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]$'
+                            THEN ':*' ELSE '' END)::tsquery;
+        v_at := CASE WHEN v_query::text NOT LIKE '%:*' THEN array_position(v_elements, v_term) END;
         IF v_at IS NOT NULL THEN
             v_documents := v_frequencies[v_at] * v_total;
         ELSE
@@ -518,6 +525,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET hnsw.iterative_scan = 'relaxed_order'
 SET hnsw.ef_search = 100
+SET hnsw.max_scan_tuples = 10000
 AS $$
 #variable_conflict use_column
 DECLARE

@@ -17,4 +17,4 @@ ALTER TABLE embedq.embeddings DROP COLUMN fts;
 DROP FUNCTION embedq.fts_query_terms(text);
 DROP FUNCTION embedq.fts_document(text);
 DROP FUNCTION embedq._fts_plain_text(text);
-DROP FUNCTION embedq._fts_cjk_runs(text);
+DROP FUNCTION embedq._fts_cjk_characters(text);

@@ -163,6 +163,17 @@ async def test_hybrid_search_puts_exact_tokens_first_in_english_and_chinese(conn
     assert [r["source_id"] for r in rows] == ["10"]
 
 
+async def test_a_hybrid_hit_shows_the_chunk_that_holds_the_words(conn, toy):
+    await store(conn, "lesson", "1", 3, unit(0, 1, 0), "appendix: the error code E-7731 explained")
+    embedder = ToyEmbedder({"E-7731": [1, 0, 0]})
+    row_hits = await search(conn, embedder, "E-7731", k=3, hybrid=True)
+    assert keys(row_hits)[0] == ("lesson", "1", 3)  # not its nearest chunk, 1
+    assert row_hits[0].similarity == pytest.approx(1 / np.sqrt(1 + 0.01**2), abs=1e-6)  # the row's best
+    chunk_hits = await search(conn, embedder, "E-7731", k=3, hybrid=True, chunks=True)
+    assert keys(chunk_hits)[0] == ("lesson", "1", 3) and chunk_hits[0].similarity == pytest.approx(0, abs=1e-6)
+    assert len(set(keys(chunk_hits))) == 3
+
+
 async def test_hybrid_scores_are_normalised_and_say_where_a_hit_came_from(conn, toy):
     await store(conn, "course", "7", 0, unit(1, 0.02, 0), "Course code: CS-4821.")
     rows = await conn.fetch(
