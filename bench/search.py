@@ -42,6 +42,7 @@ MODEL = "bench-384"
 DIMENSIONS = 384
 RARE_TYPE = "rare"  # 5% of the rows
 TENANT = "7"  # metadata filter: 5% of the rows, independent of the type
+COMMON_WORDS = ["the", "a", "of", "to", "and", "in", "is", "for", "how", "what", "index", "data", "query"]
 # chunks of about 1,200 characters (a 400-token chunk of English is some 1,600)
 TEXTS = {
     "English": (
@@ -62,7 +63,22 @@ def clustered(rng: np.random.Generator, centres: np.ndarray, n: int, spread: flo
     return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
 
 
-def load(dsn: str, vectors: np.ndarray, types: np.ndarray, tenants: np.ndarray) -> float:
+def synthetic_texts(rng: np.random.Generator, n: int) -> list[str]:
+    """Keyword content for hybrid search: 60 words of a 20,000-word vocabulary (Zipf), 20 common
+    English words, and a code of its own (CS-<row>), in random order."""
+    vocabulary = np.array([f"w{i}" for i in range(20_000)])
+    frequencies = 1 / np.arange(1, 20_001) ** 1.1
+    words = vocabulary[rng.choice(20_000, (n, 60), p=frequencies / frequencies.sum())]
+    common = rng.choice(COMMON_WORDS, (n, 20))
+    texts = []
+    for i in range(n):
+        row = [*words[i], *common[i], f"CS-{i}"]
+        rng.shuffle(row)
+        texts.append(" ".join(row))
+    return texts
+
+
+def load(dsn: str, vectors: np.ndarray, types: np.ndarray, tenants: np.ndarray, texts: list[str]) -> float:
     started = time.perf_counter()
     with psycopg.connect(dsn, autocommit=True) as conn:
         register_vector(conn)
@@ -83,7 +99,7 @@ def load(dsn: str, vectors: np.ndarray, types: np.ndarray, tenants: np.ndarray) 
                 copy.set_types(["text", "text", "text", "int4", "vector", "text", "text", "jsonb"])
                 for i, vector in enumerate(vectors):
                     metadata = Jsonb({"chunks": 1, "filters": {"tenant_id": [str(tenants[i])]}})
-                    copy.write_row((types[i], str(i), MODEL, 0, vector, "h", f"item {i}", metadata))
+                    copy.write_row((types[i], str(i), MODEL, 0, vector, "h", texts[i], metadata))
         conn.execute("VACUUM ANALYZE embedq.embeddings")
     return time.perf_counter() - started
 
@@ -176,6 +192,25 @@ async def searches(dsn: str, vectors, types, tenants, queries, ef_values: list[i
         )
         lat, res = await timed_queries(conn, exact, lambda q: (q,), queries)
         print(line("exact scan of the 5% (the fallback when the index gives up)", lat, res, truth_rare))
+
+        print("hybrid search (keywords + vectors), the SQL function alone:")
+        rng = np.random.default_rng(5)
+        codes = [int(c) for c in rng.integers(0, len(vectors), len(queries))]
+        hybrid = "SELECT source_id, keyword_rank FROM embedq.hybrid_search($1, $2, 10)"
+        for label, text in (
+            ("a code among common words ('what is the course CS-<n> about')", "what is the course CS-{code} about"),
+            ("common words only ('how to index the data for a query')", "how to index the data for a query"),
+        ):
+            latencies, found = [], 0
+            for q, code in zip(queries, codes, strict=True):
+                started = time.perf_counter()
+                rows = await conn.fetch(hybrid, text.format(code=code), q)
+                latencies.append((time.perf_counter() - started) * 1000)
+                found += any(r["source_id"] == str(code) and r["keyword_rank"] == 1 for r in rows)
+            latencies.sort()
+            p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
+            note = f"  the code's row ranked first by keywords: {found}/{len(queries)}" if "{code}" in text else ""
+            print(f"  {label:66} p50 {statistics.median(latencies):6.2f} ms  p95 {p95:6.2f} ms{note}")
     finally:
         await conn.close()
 
@@ -272,9 +307,10 @@ def main() -> None:
     types = np.where(rng.random(args.rows) < 0.05, RARE_TYPE, "common")
     tenants = np.where(rng.random(args.rows) < 0.05, TENANT, "1")
     queries = clustered(rng, centres, args.queries, args.spread)
+    texts = synthetic_texts(rng, args.rows)
 
     with scratch_database() as dsn:
-        seconds = load(dsn, vectors, types, tenants)
+        seconds = load(dsn, vectors, types, tenants, texts)
         print(
             f"{args.rows:,} x {DIMENSIONS} vectors in {args.clusters} clusters loaded in {seconds:.1f} s "
             f"({(types == RARE_TYPE).mean():.1%} of type {RARE_TYPE!r}, "

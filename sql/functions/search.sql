@@ -378,11 +378,14 @@ END
 $$;
 
 -- How much each query term weighs: its inverse document frequency over all stored chunks
--- (BM25's idf), so that a rare token (a course code, a name) outweighs "the" and "how". Frequent
--- lexemes come from the column statistics ANALYZE keeps (pg_stats.most_common_elems); the rest
--- are counted through the GIN index, up to the frequency below which ANALYZE lists none.
+-- (BM25's idf), so that a rare token (a course code, a name) outweighs "the" and "how". How many
+-- chunks hold a frequent lexeme comes from the column statistics ANALYZE keeps
+-- (pg_stats.most_common_elems); the rest are counted through the GIN index, up to the frequency
+-- below which ANALYZE lists none. A term no chunk holds (a typo, a word the texts do not use)
+-- weighs as much as the query's median known term: a match lacking it matches less of the
+-- question, but it neither outweighs a rare token that is there nor counts for nothing.
 CREATE OR REPLACE FUNCTION embedq._keyword_weights(p_terms text[])
-RETURNS TABLE (term text, query tsquery, weight double precision)
+RETURNS TABLE (term text, query tsquery, documents double precision, weight double precision)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -396,7 +399,9 @@ DECLARE
     v_term text;
     v_query tsquery;
     v_at integer;
-    v_documents double precision;
+    v_count double precision;
+    v_queries tsquery[] := '{}';
+    v_counts double precision[] := '{}';
 BEGIN
     SELECT c.reltuples INTO v_total FROM pg_class c WHERE c.oid = 'embedq.embeddings'::regclass;
     IF v_total IS NULL OR v_total < v_counted_up_to THEN
@@ -417,18 +422,23 @@ BEGIN
                             THEN ':*' ELSE '' END)::tsquery;
         v_at := CASE WHEN v_query::text NOT LIKE '%:*' THEN array_position(v_elements, v_term) END;
         IF v_at IS NOT NULL THEN
-            v_documents := v_frequencies[v_at] * v_total;
+            v_count := v_frequencies[v_at] * v_total;
         ELSE
-            SELECT count(*) INTO v_documents FROM (SELECT 1 FROM embedq.embeddings e WHERE e.fts @@ v_query LIMIT v_cap) AS m;
+            SELECT count(*) INTO v_count FROM (SELECT 1 FROM embedq.embeddings e WHERE e.fts @@ v_query LIMIT v_cap) AS m;
         END IF;
-        -- A term no text holds weighs as much as the rarest: it tells no texts apart, but a
-        -- match that misses it matches less of the question.
-        v_documents := greatest(v_documents, 1);
-        term := v_term;
-        query := v_query;
-        weight := ln(1 + (greatest(v_total, v_documents) - v_documents + 0.5) / (v_documents + 0.5));
-        RETURN NEXT;
+        v_queries := v_queries || v_query;
+        v_counts := v_counts || v_count;
     END LOOP;
+    RETURN QUERY
+    WITH terms AS (
+        SELECT t.term, t.query, t.documents,
+               CASE WHEN t.documents > 0
+                    THEN ln(1 + (greatest(v_total, t.documents) - t.documents + 0.5) / (t.documents + 0.5)) END AS idf
+        FROM unnest(p_terms, v_queries, v_counts) AS t(term, query, documents)
+    )
+    SELECT t.term, t.query, t.documents,
+           coalesce(t.idf, (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY k.idf) FROM terms k), 0)
+    FROM terms t;
 END
 $$;
 
@@ -437,7 +447,8 @@ $$;
 -- finds the course with that code though no text says "syllabus", while a question made of
 -- common words matches only texts that share most of it. Ranked by the weight matched, then
 -- ts_rank. Only chunks holding one of the rarest terms can reach the threshold, so only those
--- are read (at most 10,000).
+-- are read; when those terms are in more than 2,000 chunks, the query is made of common words,
+-- the keyword side has nothing specific to find and returns nothing (the vectors rank alone).
 CREATE OR REPLACE FUNCTION embedq._keyword_hits(p_model text, p_text text, p_limit integer, p_content_types text[],
                                                 p_filter jsonb, p_min_match double precision, p_rows boolean)
 RETURNS TABLE (content_type text, source_id text, chunk_index integer, matched double precision, content text)
@@ -446,29 +457,35 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_most_candidates constant integer := 10000;
+    v_most_candidates constant integer := 2000;
     v_queries tsquery[];
     v_weights double precision[];
+    v_documents double precision[];
     v_total double precision;
     v_candidates tsquery;
     v_any tsquery;
     v_sum double precision := 0;
+    v_candidate_documents double precision := 0;
     i integer;
 BEGIN
     SELECT array_agg(w.query ORDER BY w.weight DESC, w.term), array_agg(w.weight ORDER BY w.weight DESC, w.term),
-           sum(w.weight)
-    INTO v_queries, v_weights, v_total
+           array_agg(w.documents ORDER BY w.weight DESC, w.term), sum(w.weight)
+    INTO v_queries, v_weights, v_documents, v_total
     FROM embedq._keyword_weights(embedq.fts_query_terms(p_text)) AS w;
-    IF v_queries IS NULL THEN
+    IF v_queries IS NULL OR v_total <= 0 THEN
         RETURN;
     END IF;
     FOR i IN 1 .. cardinality(v_queries) LOOP
         v_any := CASE WHEN v_any IS NULL THEN v_queries[i] ELSE v_any || v_queries[i] END;
         IF v_sum <= (1 - p_min_match) * v_total THEN
             v_candidates := v_any;
+            v_candidate_documents := v_candidate_documents + v_documents[i];
         END IF;
         v_sum := v_sum + v_weights[i];
     END LOOP;
+    IF v_candidate_documents > v_most_candidates THEN
+        RETURN;
+    END IF;
     RETURN QUERY
     SELECT ranked.content_type, ranked.source_id, ranked.chunk_index, ranked.matched, ranked.content
     FROM (
