@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -104,16 +105,22 @@ def load(dsn: str, vectors: np.ndarray, types: np.ndarray, tenants: np.ndarray, 
     return time.perf_counter() - started
 
 
+def scalar(conn: psycopg.Connection, sql: str, *args: object) -> Any:
+    row = conn.execute(sql, args).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def build_index(dsn: str) -> tuple[float, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")  # the whole graph fits: one pass
-        ddl = conn.execute("SELECT embedq.model_index_ddl(%s)", (MODEL,)).fetchone()[0]
+        ddl = scalar(conn, "SELECT embedq.model_index_ddl(%s)", MODEL)
         started = time.perf_counter()
         conn.execute(ddl)
         seconds = time.perf_counter() - started
-        size = conn.execute(
-            "SELECT pg_relation_size(format('embedq.%%I', embedq._model_index_name(%s))::regclass)", (MODEL,)
-        ).fetchone()[0]
+        size = scalar(
+            conn, "SELECT pg_relation_size(format('embedq.%%I', embedq._model_index_name(%s))::regclass)", MODEL
+        )
         conn.execute("ANALYZE embedq.embeddings")
     return seconds, size
 
@@ -183,7 +190,11 @@ async def searches(dsn: str, vectors, types, tenants, queries, ef_values: list[i
             ("embedq.search, metadata filter tenant_id (5%)", (None, {"tenant_id": TENANT}, False), truth_tenant),
         ]
         for label, extra, truth in cases:
-            lat, res = await timed_queries(conn, shipped, lambda q, extra=extra: (q, *extra), queries)
+
+            def arguments(q: np.ndarray, extra: tuple = extra) -> tuple:
+                return (q, *extra)
+
+            lat, res = await timed_queries(conn, shipped, arguments, queries)
             print(line(label, lat, res, truth))
         exact = (
             "WITH kept AS MATERIALIZED (SELECT source_id, embedding FROM embedq.embeddings "
