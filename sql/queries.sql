@@ -88,7 +88,7 @@ SELECT count(*) FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processi
 SELECT count(*) FROM embedq.jobs WHERE status = 'done' AND finished_at >= now() - make_interval(secs => $1)
 
 -- name: sources_list
-SELECT content_type, table_name, key_column, fields, priority, enabled, template
+SELECT content_type, table_name, key_column, fields, priority, enabled, template, filters
 FROM embedq.sources ORDER BY priority, content_type
 
 -- name: source_rows
@@ -292,3 +292,20 @@ SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6)
 
 -- name: sources_unregister
 SELECT embedq.unregister_source($1)
+
+-- name: embeddings_set_metadata
+-- A row's metadata on all its chunks (those whose text did not change keep their vectors).
+UPDATE embedq.embeddings e SET metadata = s.metadata
+FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS s(content_type, source_id, metadata)
+WHERE e.model = $1 AND e.content_type = s.content_type AND e.source_id = s.source_id
+  AND e.metadata IS DISTINCT FROM s.metadata
+
+-- name: search_vector
+SELECT content_type, source_id, chunk_index, similarity AS score, similarity, content
+FROM embedq.search($1::vector, $2, $3::text[], $4, filters => $5::jsonb, min_score => $6, chunks => $7,
+                   match_offset => $8)
+
+-- name: search_hybrid
+SELECT content_type, source_id, chunk_index, score, similarity, content
+FROM embedq.hybrid_search($1, $2::vector, $3, $4::text[], $5, filters => $6::jsonb, min_score => $7, chunks => $8,
+                          match_offset => $9)
