@@ -280,7 +280,7 @@ SELECT pg_try_advisory_lock(7406219, hashtext($1))
 SELECT pg_advisory_unlock(7406219, hashtext($1))
 
 -- name: sources_get
-SELECT content_type, table_name, key_column, fields, priority, enabled, template
+SELECT content_type, table_name, key_column, fields, priority, enabled, template, filters
 FROM embedq.sources WHERE content_type = $1
 
 -- name: sources_row_estimate
@@ -288,7 +288,7 @@ FROM embedq.sources WHERE content_type = $1
 SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = $1::regclass
 
 -- name: sources_register
-SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6)
+SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6, $7::text[])
 
 -- name: sources_unregister
 SELECT embedq.unregister_source($1)

@@ -8,7 +8,7 @@ Revises: 0005
 from embedq.migrations import FUNCTION_FILES, apply_sql
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
