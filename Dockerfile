@@ -13,7 +13,7 @@
 # -- build: dependencies into a virtualenv -----------------------------------------------------
 # gcc is here only for platforms without a binary wheel of some dependency (e.g. arm64); the
 # runtime stage below has no compiler.
-FROM python:3.11-slim AS build
+FROM python:3.11.13-slim-bookworm AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -35,7 +35,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r requirements.txt
 
 # -- runtime ------------------------------------------------------------------------------------
-FROM python:3.11-slim
+FROM python:3.11.13-slim-bookworm
 
 # EMBEDQ_HOST: reachable from outside the container (the CLI's own default is 127.0.0.1).
 # EMBEDQ_DATA_DIR: only used when DATABASE_URL is unset (the embedded server's data).
@@ -69,10 +69,12 @@ USER embedq
 
 EXPOSE 8000
 
-# /healthz answers 200 while the webhook can reach the database. The first start loads the
-# embedding model before the server listens: hence the start period.
+# Fitted to the command the container runs (embedq/healthcheck.py): `up` and `serve` are healthy
+# while GET /healthz answers 200 (it checks the database); `listen`, which serves no HTTP, while
+# it runs. The first start loads the embedding model before the server listens: hence the
+# start period.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('EMBEDQ_PORT', '8000'), timeout=4)"]
+    CMD ["python", "-m", "embedq.healthcheck"]
 
 # SIGTERM goes straight to embedq (exec form): it finishes the batch in hand, then exits.
 ENTRYPOINT ["embedq"]

@@ -22,6 +22,7 @@ from embedq import chunking, content, metrics
 from embedq.db import CONNECTION_ERRORS, storable_text
 from embedq.errors import PermanentError, ProcessingError, RetryableError
 from embedq.jobs import Job, JobStatus
+from embedq.metadata import row_metadata
 from embedq.providers.base import Embedder
 from embedq.settings import Settings
 from embedq.store import ChunkWrite, Key, SourceWrite, Store
@@ -43,6 +44,7 @@ class Plan:
     to_embed: list[int] = field(default_factory=list)  # chunk indexes
     deleted: bool = False
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)  # embedq.metadata.row_metadata
 
 
 @dataclass
@@ -182,6 +184,7 @@ class Processor:
                         continue
                     stored = existing.get(key, {})
                     plan.to_embed = [i for i, h in enumerate(plan.hashes) if stored.get(i) != h]
+                    plan.metadata = row_metadata(len(plan.chunks), source.filters, values)
                 plans[key] = plan
             return plans
 
@@ -256,9 +259,9 @@ class Processor:
                 chunk_count=len(plan.chunks),
                 deleted=plan.deleted,
                 chunks=[
-                    ChunkWrite(i, plan.vectors[i], plan.hashes[i], plan.chunks[i], {"chunks": len(plan.chunks)})
-                    for i in plan.to_embed
+                    ChunkWrite(i, plan.vectors[i], plan.hashes[i], plan.chunks[i], plan.metadata) for i in plan.to_embed
                 ],
+                metadata=plan.metadata,
             )
             for plan in ready
         }

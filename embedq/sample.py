@@ -36,6 +36,15 @@ async def create_sample_app(conn: asyncpg.Connection) -> None:
     await conn.execute(read_sql("sample/schema.sql"))
 
 
+async def create(conn: asyncpg.Connection, *, with_rows: bool = True) -> dict[str, int]:
+    """`embedq sample`: the sample application, and its rows unless they are there already;
+    returns how many rows of each content type were written."""
+    await create_sample_app(conn)
+    if with_rows and not await sample_rows_present(conn):
+        return await insert_sample_rows(conn)
+    return {}
+
+
 async def sample_rows_present(conn: asyncpg.Connection) -> bool:
     return bool(await conn.fetchval(query("sample_rows_present")))
 

@@ -39,11 +39,14 @@ class Source:
     priority: int
     enabled: bool = True
     template: str | None = None
+    #: columns whose values are copied into the vectors' metadata, for search filters
+    filters: tuple[str, ...] = ()
 
     @classmethod
     def from_record(cls, record: Any) -> Source:
         values = dict(record)
         values["fields"] = tuple(values["fields"])
+        values["filters"] = tuple(values.get("filters") or ())
         return cls(**values)
 
 
@@ -90,11 +93,14 @@ class ChunkWrite:
 @dataclass
 class SourceWrite:
     """The vectors of one row after processing: the chunks to (re)write, how many chunks the row
-    has now (surplus stored chunks go), or that the row is deleted (all its vectors go)."""
+    has now (surplus stored chunks go), or that the row is deleted (all its vectors go).
+    `metadata`: the row's metadata, written to its unchanged chunks too when it differs (a
+    filterable column changed but the text did not)."""
 
     chunk_count: int = 0
     chunks: list[ChunkWrite] = field(default_factory=list)
     deleted: bool = False
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -325,6 +331,19 @@ class JobStore:
                     [c.content_hash for _, c in upserts],
                     [c.content for _, c in upserts],
                     [c.metadata for _, c in upserts],
+                )
+            restamped = [
+                (key, w.metadata)
+                for key, w in writes.items()
+                if key in mine and not w.deleted and w.metadata is not None
+            ]
+            if restamped:
+                await conn.execute(
+                    query("embeddings_set_metadata"),
+                    model,
+                    [k[0] for k, _ in restamped],
+                    [k[1] for k, _ in restamped],
+                    [m for _, m in restamped],
                 )
             kept = [(key, w.chunk_count) for key, w in writes.items() if key in mine and not w.deleted]
             if kept:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import asyncpg
 
+from embedq.errors import InvalidInput
 from embedq.jobs import JobOp
 from embedq.processing import chunk_row
 from embedq.providers.base import Embedder
@@ -43,6 +44,20 @@ class TypeDrift:
         return {**asdict(self), "drift": self.drift}
 
 
+async def check_model(conn: asyncpg.Connection, model: str) -> bool:
+    """Whether `model` is the active model (else it is being filled side by side, and its repair
+    jobs must name it). InvalidInput for a model that is neither: its vectors follow nothing."""
+    active = await conn.fetchrow(query("models_active"))
+    checked = await conn.fetchrow(query("models_get"), model)
+    is_active = active is None or active["name"] == model
+    if not is_active and not (checked and checked["maintained"]):
+        raise InvalidInput(
+            f"the active model is {active['name']!r} but EMBEDQ_MODEL gives {model!r}, which is not "
+            "being filled either: verify with the model that embeds"
+        )
+    return is_active
+
+
 async def verify(
     conn: asyncpg.Connection,
     embedder: Embedder,
@@ -50,13 +65,15 @@ async def verify(
     content_types: list[str] | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, TypeDrift]:
+    """Every registered row of `content_types` (None: all) compared with its stored vectors.
+    InvalidInput for a type that is not registered, before any work."""
     await conn.execute(query("jobs_ingest"))
     sources = {r["content_type"]: r for r in await conn.fetch(query("sources_list"))}
     wanted = content_types or list(sources)
+    for unknown in [t for t in wanted if t not in sources]:
+        raise InvalidInput(f"unknown content type {unknown!r}")
     report: dict[str, TypeDrift] = {}
     for content_type in wanted:
-        if content_type not in sources:
-            raise ValueError(f"unknown content type {content_type!r}")
         report[content_type] = drift = TypeDrift()
         await _check_rows(conn, embedder, settings, sources[content_type], drift, progress)
         await _check_orphans(conn, embedder.model, content_type, drift)
@@ -113,6 +130,37 @@ async def _check_orphans(conn, model: str, content_type: str, drift: TypeDrift) 
         after = page[-1]
         existing = {r["source_id"] for r in await conn.fetch(query("source_rows"), content_type, page)}
         drift.orphaned.extend(i for i in page if i not in existing)
+
+
+@dataclass
+class Verification:
+    """A verify run: drift per content type, and the repair jobs queued (with fix=True)."""
+
+    report: dict[str, TypeDrift]
+    queued: int = 0
+
+    @property
+    def drift(self) -> int:
+        return sum(d.drift for d in self.report.values())
+
+    def as_json(self) -> dict:
+        return {"types": {t: d.as_json() for t, d in self.report.items()}, "drift": self.drift, "queued": self.queued}
+
+
+async def run(
+    conn: asyncpg.Connection,
+    embedder: Embedder,
+    settings: Settings,
+    content_types: list[str] | None = None,
+    *,
+    fix_drift: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> Verification:
+    """`embedq verify [--fix]`: check the model, compare, and queue the repairs if asked."""
+    is_active = await check_model(conn, embedder.model)
+    report = await verify(conn, embedder, settings, content_types, progress)
+    queued = await fix(conn, embedder.model, report, active=is_active) if fix_drift else 0
+    return Verification(report, queued)
 
 
 async def fix(

@@ -88,7 +88,7 @@ SELECT count(*) FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processi
 SELECT count(*) FROM embedq.jobs WHERE status = 'done' AND finished_at >= now() - make_interval(secs => $1)
 
 -- name: sources_list
-SELECT content_type, table_name, key_column, fields, priority, enabled, template
+SELECT content_type, table_name, key_column, fields, priority, enabled, template, filters
 FROM embedq.sources ORDER BY priority, content_type
 
 -- name: source_rows
@@ -278,6 +278,37 @@ SELECT pg_try_advisory_lock(7406219, hashtext($1))
 
 -- name: models_index_unlock
 SELECT pg_advisory_unlock(7406219, hashtext($1))
+
+-- name: sources_get
+SELECT content_type, table_name, key_column, fields, priority, enabled, template, filters
+FROM embedq.sources WHERE content_type = $1
+
+-- name: sources_row_estimate
+-- The planner's row count of a source's table: instant and approximate, enough for a progress bar.
+SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = $1::regclass
+
+-- name: sources_register
+SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6, $7::text[])
+
+-- name: sources_unregister
+SELECT embedq.unregister_source($1)
+
+-- name: embeddings_set_metadata
+-- A row's metadata on all its chunks (those whose text did not change keep their vectors).
+UPDATE embedq.embeddings e SET metadata = s.metadata
+FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS s(content_type, source_id, metadata)
+WHERE e.model = $1 AND e.content_type = s.content_type AND e.source_id = s.source_id
+  AND e.metadata IS DISTINCT FROM s.metadata
+
+-- name: search_vector
+SELECT content_type, source_id, chunk_index, similarity AS score, similarity, content
+FROM embedq.search($1::vector, $2, $3::text[], $4, filters => $5::jsonb, min_score => $6, chunks => $7,
+                   match_offset => $8)
+
+-- name: search_hybrid
+SELECT content_type, source_id, chunk_index, score, similarity, content
+FROM embedq.hybrid_search($1, $2::vector, $3, $4::text[], $5, filters => $6::jsonb, min_score => $7, chunks => $8,
+                          match_offset => $9)
 
 -- name: jobs_in_flight_by_priority
 -- Jobs claimed and not ended (published to QStash, or being processed), by priority: QStash mode

@@ -18,7 +18,7 @@ from embedq import db, metrics
 from embedq.errors import EmbedqError
 from embedq.history import read_history
 from embedq.rows import row_status
-from embedq.search import search
+from embedq.search import parse_filters, search
 from embedq.status import read_status
 from embedq.webhook.auth import READ
 from embedq.webhook.responses import error
@@ -59,15 +59,31 @@ async def get_history(request: Request) -> Response:
 @requires(READ, status_code=401)
 async def get_search(request: Request) -> Response:
     state = state_of(request)
-    text = request.query_params.get("q", "")
+    params = request.query_params
+    text = params.get("q", "")
     try:
-        k = int(request.query_params.get("k", "10"))
+        k = int(params.get("k", "10"))
+        offset = int(params.get("offset", "0"))
+        min_score = float(params["min_score"]) if params.get("min_score") else None
     except ValueError:
-        return error(400, "k must be an integer")
-    types = request.query_params.getlist("type") or None
+        return error(400, "k and offset must be integers, min_score a number")
+    types = params.getlist("type") or None
     try:
+        filters = parse_filters(params.getlist("filter"))
         async with state.pool.acquire() as conn:
-            hits = await search(conn, state.embedder, text, k=k, content_types=types, origin="http")
+            hits = await search(
+                conn,
+                state.embedder,
+                text,
+                k=k,
+                content_types=types,
+                origin="http",
+                hybrid=params.get("hybrid", "").lower() in ("1", "true", "yes", "on"),
+                min_score=min_score,
+                filters=filters,
+                chunks=params.get("chunks", "").lower() in ("1", "true", "yes", "on"),
+                offset=offset,
+            )
     except EmbedqError as exc:
         return error(400, str(exc))
     return JSONResponse({"results": [h.as_json() for h in hits]})

@@ -1,13 +1,13 @@
 """Claims by priority tier: jobs_claim takes a range of priorities.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 """
 
 from embedq.migrations import FUNCTION_FILES, apply_sql
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -10,6 +10,7 @@ import sys
 import psycopg
 import pytest
 
+import embedq as embedq_package
 from embedq import migrations
 
 
@@ -135,3 +136,68 @@ def test_activating_a_model_still_filling_warns_how_many_jobs_it_lacks(dsn):
     assert result.returncode == 0, result.stderr
     assert "active model: model-b" in result.stdout
     assert "warning: 2 jobs of model-b are still queued" in result.stderr
+
+
+def test_version():
+    result = embedq("--version", database_url=None)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"embedq {embedq_package.__version__}\n", "")
+
+
+def test_preview_shows_the_text_and_chunks_processing_embeds(dsn):
+    long_description = " ".join(f"Step {n}: knead the dough, fold it, and let it rest." for n in range(45))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        course = conn.execute(
+            "INSERT INTO embedq_sample.courses (title, category, description) VALUES (%s, %s, %s) RETURNING id",
+            ("Bread", "Baking", long_description),
+        ).fetchone()[0]
+
+    shown = embedq("preview", "course", str(course), "--json", database_url=dsn)
+    assert shown.returncode == 0, shown.stderr
+    preview = json.loads(shown.stdout)
+    assert preview["text"].startswith("Course: Bread\nCategory: Baking\nDescription: Step 0:")
+    assert preview["template"].startswith("Course: {title}")
+    assert len(preview["chunks"]) > 1 and all(0 < c["tokens"] <= 400 for c in preview["chunks"])
+
+    assert embedq("listen", "--drain", database_url=dsn).returncode == 0
+    with psycopg.connect(dsn) as conn:
+        stored = conn.execute(
+            "SELECT chunk_index, content, content_hash FROM embedq.embeddings WHERE source_id = %s ORDER BY 1",
+            (str(course),),
+        ).fetchall()
+    assert stored == [(c["index"], c["content"], c["content_hash"]) for c in preview["chunks"]]
+
+    table = embedq("preview", "course", str(course), database_url=dsn)
+    assert table.returncode == 0 and "Course: Bread" in table.stdout
+    assert f"chunk {len(stored) - 1} (" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("preview", "nope", "1"), "unknown content type 'nope'"),
+        (("preview", "course", "424242"), "course 424242 does not exist in embedq_sample.courses"),
+        (("preview", "course"), "Missing argument"),
+    ],
+)
+def test_preview_of_what_does_not_exist(dsn, args, fragment):
+    assert_one_line_error(embedq(*args, database_url=dsn), fragment)
+
+
+def test_doctor_in_local_mode(dsn):
+    result = embedq("doctor", "--json", database_url=dsn)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    assert [(c["name"], c["verdict"]) for c in report["checks"]][:4] == [
+        ("database", "ok"),
+        ("pgvector", "ok"),
+        ("migrations", "ok"),
+        ("provider", "ok"),
+    ]
+
+
+def test_doctor_names_the_failing_link_and_its_fix():
+    result = embedq("doctor", database_url="postgresql://embedq:pw@127.0.0.1:1/nowhere")
+    assert result.returncode == 1
+    assert "database failed: cannot connect to postgresql://embedq:***@127.0.0.1:1/nowhere" in result.stdout
+    assert "; fix: check DATABASE_URL" in result.stdout

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 
+import embedq
 from embedq import migrations
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +67,9 @@ def test_the_wheel_alone_migrates_a_new_database(tmp_path, embedded_server):
         folders[f.relative_to(REPO).parts[0]] + "/" + "/".join(f.relative_to(REPO).parts[1:]) for f in runtime_files
     }
     assert expected <= shipped
+    assert {"embedq/py.typed", f"embedq-{embedq.__version__}.dist-info/licenses/LICENSE"} <= shipped
+    metadata = zipfile.ZipFile(wheel).read(f"embedq-{embedq.__version__}.dist-info/METADATA").decode()
+    assert f"\nVersion: {embedq.__version__}\n" in metadata
 
     target = tmp_path / "site"
     subprocess.run(

@@ -1,6 +1,7 @@
-"""docker-compose.yml, Dockerfile and .dockerignore, checked by parsing (no Docker engine here):
-the services exist and are wired in order, every app command is one the CLI accepts, and every
-environment variable is one embedq reads."""
+"""docker-compose.yml, Dockerfile, .env.example and .dockerignore, checked by parsing (no Docker
+engine here): the services exist and are wired in order, every app command is one the CLI
+accepts, every environment variable is one embedq reads, compose refuses to start without the
+passwords and the API token, images are pinned, and each health check fits its command."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import pytest
 import typer
 import yaml
 
+import embedq
 import embedq.cli
+from embedq.healthcheck import probe_for
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "listener", "webhook")
@@ -24,6 +27,9 @@ APP_SERVICES = ("migrate", "listener", "webhook")
 EXTERNAL_VARIABLE = re.compile(r"^(DATABASE_URL|POSTGRES_[A-Z0-9_]+)$")
 #: ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error} (but not $${...}, an escaped $)
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}")
+#: compose must not start without these: no development default can reach production
+REQUIRED = {"POSTGRES_PASSWORD", "POSTGRES_LISTENER_PASSWORD", "POSTGRES_WEBHOOK_PASSWORD", "EMBEDQ_API_TOKEN"}
+HEALTHCHECK = ["CMD", "python", "-m", "embedq.healthcheck"]
 
 
 @pytest.fixture(scope="module")
@@ -150,23 +156,34 @@ def test_services_start_after_a_successful_migration(services, name):
         assert dependency["condition"] == "service_completed_successfully"
 
 
-def test_the_webhook_publishes_port_8000_and_checks_its_health(services):
-    webhook = services["webhook"]
+def published_ports(service: dict[str, Any]) -> list[tuple[str, str]]:
     published = []
-    for port in webhook["ports"]:
+    for port in service.get("ports") or []:
         if isinstance(port, dict):
             published.append((str(port.get("published")), str(port["target"])))
         else:
             *_, host_port, container_port = str(port).split(":")
             published.append((host_port, container_port.split("/")[0]))
-    assert ("8000", "8000") in published
-    check = webhook["healthcheck"]
+    return published
+
+
+def test_the_webhook_publishes_port_8000(services):
+    assert ("8000", "8000") in published_ports(services["webhook"])
+    assert [name for name, service in services.items() if service.get("ports")] == ["webhook"]
+
+
+@pytest.mark.parametrize("name", ["listener", "webhook"])
+def test_each_health_check_fits_the_command_it_runs(services, name):
+    service = services[name]
+    check = service["healthcheck"]
     assert not check.get("disable")
-    test = check["test"]
-    assert test[0] in ("CMD", "CMD-SHELL")
-    assert "/healthz" in " ".join(test)
-    if test[:3] == ["CMD", "python", "-c"]:
-        compile(test[3], "<webhook healthcheck>", "exec")
+    assert check["test"] == HEALTHCHECK
+    probe = probe_for(command_args(service), {k: v or "" for k, v in environment(service).items()})
+    if name == "webhook":
+        (published,) = published_ports(service)
+        assert probe.url == f"http://127.0.0.1:{published[1]}/healthz"  # the port the command serves
+    else:
+        assert probe.url is None  # a listener serves no HTTP: healthy while it runs
 
 
 def test_the_roles_service_applies_roles_sql_after_migrate(services):
@@ -229,12 +246,85 @@ def test_each_service_connects_as_its_own_role(services):
     assert users["migrate"] == environment(services["db"])["POSTGRES_USER"]  # the owner
 
 
-def test_secrets_have_defaults_so_compose_config_needs_no_env_file(compose):
-    found = interpolations(compose)
-    secrets = {"POSTGRES_PASSWORD", "OPENAI_API_KEY", "QSTASH_TOKEN", "QSTASH_CURRENT_SIGNING_KEY"}
-    assert secrets <= {variable for variable, _ in found}
-    for variable, modifier in found:
-        assert modifier.startswith((":-", "-")), f"${{{variable}}} has no default"
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's interpolation of one value: ${X:?message} fails when X is unset or empty."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, modifier = match.groups()
+        value = env.get(name, "")
+        if modifier.startswith(":?"):
+            if not value:
+                raise ValueError(f"required variable {name} is missing a value: {modifier[2:]}")
+            return value
+        if modifier.startswith(":-"):
+            return value or modifier[2:]
+        assert not modifier, f"${{{name}{modifier}}}: use :- or :?"
+        return value
+
+    return INTERPOLATION.sub(replace, text).replace("$$", "$")
+
+
+def interpolate_all(values: list[str], env: dict[str, str]) -> list[str]:
+    return [interpolate(value, env) for value in values]
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            values[name.strip()] = value.strip()
+    return values
+
+
+def test_compose_refuses_to_start_without_the_passwords_and_the_api_token(compose):
+    modifiers: dict[str, set[str]] = {}
+    for variable, modifier in interpolations(compose):
+        modifiers.setdefault(variable, set()).add(modifier[:2])
+    assert set(modifiers) >= REQUIRED
+    for variable in REQUIRED:
+        assert modifiers[variable] == {":?"}, f"${{{variable}}} must be required everywhere it is used"
+    for variable in set(modifiers) - REQUIRED:
+        assert modifiers[variable] == {":-"}, f"${{{variable}}}: optional settings default to empty"
+
+    values = strings(compose)
+    filled = {name: f"{name.lower()}-value" for name in REQUIRED}
+    for missing in sorted(REQUIRED):
+        with pytest.raises(ValueError, match=f"required variable {missing} is missing"):
+            interpolate_all(values, {**filled, missing: ""})
+    resolved = interpolate_all(values, filled)
+    assert "postgresql://embedq_webhook:postgres_webhook_password-value@db:5432/embedq" in resolved
+
+
+def test_no_secret_has_a_default_value(compose):
+    for variable, modifier in interpolations(compose):
+        if re.search(r"PASSWORD|TOKEN|KEY", variable):
+            assert modifier in (":-", "") or modifier.startswith(":?"), f"${{{variable}{modifier}}}"
+
+
+def test_the_webhook_is_published_only_with_the_api_token(services):
+    token = environment(services["webhook"])["EMBEDQ_API_TOKEN"]
+    assert token is not None and token.startswith("${EMBEDQ_API_TOKEN:?")
+
+
+def test_the_env_example_names_every_variable_compose_reads(compose):
+    example = env_example()
+    assert set(example) == {variable for variable, _ in interpolations(compose)}
+    assert {name: example[name] for name in REQUIRED} == dict.fromkeys(REQUIRED, "")  # copied as is: refused
+    with pytest.raises(ValueError, match="is missing a value"):
+        interpolate_all(strings(compose), example)
+
+
+def test_images_are_pinned_to_a_version(services):
+    images = {name: service["image"] for name, service in services.items() if "image" in service}
+    assert set(images) == {"db", "roles", "migrate", "listener", "webhook"}
+    for name, image in images.items():
+        repository, _, tag = image.partition(":")
+        assert tag and tag != "latest", f"{name}: {image} is not pinned"
+        if repository == "pgvector/pgvector":
+            assert re.fullmatch(r"\d+\.\d+\.\d+-pg\d+", tag), f"{name}: {image} names no pgvector version"
+        else:
+            assert (repository, tag) == ("embedq", embedq.__version__), f"{name}: {image}"
 
 
 # -- Dockerfile ---------------------------------------------------------------------------------
@@ -265,11 +355,11 @@ def final_stage() -> list[tuple[str, str]]:
     return instructions[last_from:]
 
 
-def test_the_dockerfile_builds_on_python_slim_and_runs_embedq():
+def test_the_dockerfile_builds_on_a_pinned_python_slim_and_runs_embedq():
     instructions = dockerfile_instructions()
-    for keyword, arguments in instructions:
-        if keyword == "FROM":
-            assert arguments.split()[0] == "python:3.11-slim"
+    bases = {arguments.split()[0] for keyword, arguments in instructions if keyword == "FROM"}
+    assert len(bases) == 1
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", bases.pop())  # a patch release on a named Debian
     stage = final_stage()
     by_keyword: dict[str, list[str]] = {}
     for keyword, arguments in stage:
@@ -291,12 +381,17 @@ def test_the_dockerfile_installs_the_package_after_copying_it():
     assert copy_all < install
 
 
-def test_the_dockerfile_healthcheck_calls_healthz_with_python():
-    (arguments,) = [a for k, a in final_stage() if k == "HEALTHCHECK"]
-    exec_form = json.loads(arguments[arguments.index("CMD") + 3 :].strip())
-    assert exec_form[:2] == ["python", "-c"]
-    assert "/healthz" in exec_form[2] and "urllib" in exec_form[2]
-    compile(exec_form[2], "<healthcheck>", "exec")
+def test_the_image_health_check_fits_its_default_command():
+    stage = final_stage()
+    (arguments,) = [a for k, a in stage if k == "HEALTHCHECK"]
+    assert json.loads(arguments[arguments.index("CMD") + 3 :].strip()) == HEALTHCHECK[1:]
+    env = {}
+    for keyword, arguments in stage:
+        if keyword == "ENV":
+            env.update(dict(item.split("=", 1) for item in shlex.split(arguments)))
+    (default,) = [json.loads(a) for k, a in stage if k == "CMD"]
+    assert probe_for(default, env).url == f"http://127.0.0.1:{env['EMBEDQ_PORT']}/healthz"
+    assert probe_for(["listen"], env).url is None
 
 
 def test_the_dockerignore_keeps_local_state_out_and_the_package_in():
@@ -316,6 +411,7 @@ def test_the_dockerignore_keeps_local_state_out_and_the_package_in():
         "sql/schema/0001_embedq.sql",
         "alembic/env.py",
         "embedq/cli.py",
+        "embedq/healthcheck.py",
         "listener/worker.py",
         "webhook/app.py",
         "webhook/dashboard.html",

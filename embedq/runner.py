@@ -1,0 +1,119 @@
+"""The long-running processes behind `embedq listen`, `embedq serve` and `embedq up`: start-up
+(database check, embedder warm-up, metrics), the signals that stop them, and an orderly
+shutdown (SIGTERM finishes the batch in hand)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from embedq import db
+from embedq.listener import Listener
+from embedq.listener.worker import Totals
+from embedq.providers import create_embedder
+from embedq.providers.base import Embedder
+from embedq.qstash.schedules import upsert_qstash_schedules
+from embedq.schedules import run_local_schedules
+from embedq.settings import Settings
+from embedq.webhook.app import create_app
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def run_listener(settings: Settings, *, drain: bool = False) -> Totals:
+    """The listener alone, until SIGTERM / Ctrl-C (or, with drain, until nothing is runnable)."""
+    dsn = db.resolve_dsn(settings)
+    embedder = await _ready_embedder(settings)
+    try:
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            from embedq.metrics import REGISTRY
+
+            start_http_server(settings.metrics_port, registry=REGISTRY)
+        listener = Listener(dsn, embedder, settings)
+        _on_stop_signal(listener.stop)
+        return await listener.run(drain=drain)
+    finally:
+        await _close(embedder)
+
+
+async def serve(settings: Settings, *, with_listener: bool, host: str, port: int) -> None:
+    """The webhook (and, for `up`, the listener and the schedules) until SIGTERM / Ctrl-C."""
+    dsn = db.resolve_dsn(settings)
+    # one clear line now, rather than a traceback from the server's startup
+    conn = await db.connect(dsn, f"{settings.application_name}-startup")
+    try:
+        await db.ensure_migrated(conn)
+    finally:
+        await conn.close()
+    embedder = await _ready_embedder(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, dsn=dsn, embedder=embedder),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+    )
+    # uvicorn catches SIGTERM/SIGINT itself while it serves (and re-raises them once it stopped):
+    # it returns, and shutdown() below stops the rest; ours catch them before and after
+    stop = asyncio.Event()
+    listener = Listener(dsn, embedder, settings) if with_listener else None
+
+    def shutdown() -> None:
+        stop.set()
+        server.should_exit = True
+        if listener is not None:
+            listener.stop()
+
+    _on_stop_signal(shutdown)
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve(), name="embedq-webhook")]
+    try:
+        if listener is not None:
+            tasks.append(asyncio.create_task(listener.run(), name="embedq-listener"))
+            if settings.qstash_enabled:
+                await upsert_qstash_schedules(settings)
+            else:
+                tasks.append(asyncio.create_task(_local_schedules(dsn, settings, stop), name="embedq-schedules"))
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        shutdown()
+        await asyncio.gather(*tasks)
+    finally:
+        shutdown()
+        await _close(embedder)
+
+
+async def _local_schedules(dsn: str, settings: Settings, stop: asyncio.Event) -> None:
+    pool = await db.create_pool(dsn, f"{settings.application_name}-schedules", min_size=1, max_size=1)
+    try:
+        await run_local_schedules(pool, stop)
+    finally:
+        await pool.close()
+
+
+async def _ready_embedder(settings: Settings) -> Embedder:
+    """The configured embedder with its weights loaded, so the first batch is not slow."""
+    embedder = create_embedder(settings)
+    warm = getattr(embedder, "warm", None)
+    if warm is not None:
+        await asyncio.to_thread(warm)
+    return embedder
+
+
+async def _close(embedder: Embedder) -> None:
+    close = getattr(embedder, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _on_stop_signal(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop)
