@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -71,6 +72,15 @@ def chunk_row(
         text, max_tokens, min(settings.chunk_overlap_tokens, max_tokens // 4), embedder.count_tokens
     )
     return chunks, [content_hash(embedder.model, c) for c in chunks]
+
+
+def observe_write_to_vector(done: Sequence[Job]) -> None:
+    """embedq_write_to_vector_seconds{priority}: from the row's write (the job's created_at, its
+    first write when edits coalesced) to now, just after its vectors were committed."""
+    committed = datetime.now(UTC)
+    for job in done:
+        seconds = max((committed - job.created_at).total_seconds(), 0.0)  # the database's clock may be ahead
+        metrics.WRITE_TO_VECTOR_SECONDS.labels(str(job.priority)).observe(seconds)
 
 
 #: Retry-After for jobs whose failure could not be recorded (the database is away)
@@ -256,6 +266,7 @@ class Processor:
             for plan in ready
         }
         confirmed = await self.store.complete(jobs, self.embedder.model, writes)
+        observe_write_to_vector([j for j in jobs if j.id in confirmed])
         outcome.done.extend(j.id for j in jobs if j.id in confirmed)
         outcome.lost.extend(j.id for j in jobs if j.id not in confirmed)
         mine = [plan for plan in ready if any(j.id in confirmed for j in by_key[plan.key])]

@@ -24,6 +24,8 @@ from embedq.jobs import Job, JobStatus
 from embedq.queries import query
 
 Key = tuple[str, str]
+#: (first, last) priorities, both included; None leaves that end open
+PriorityRange = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,12 @@ class Store(Protocol):
         max_attempts: int,
         model: str | None,
         to: JobStatus = JobStatus.PROCESSING,
+        priorities: PriorityRange | None = None,
     ) -> list[Job]: ...
+
+    async def in_flight_by_priority(self) -> dict[int, int]: ...
+
+    async def has_runnable(self, priorities: PriorityRange) -> bool: ...
 
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None: ...
 
@@ -201,10 +208,21 @@ class JobStore:
         max_attempts: int,
         model: str | None,
         to: JobStatus = JobStatus.PROCESSING,
+        priorities: PriorityRange | None = None,
     ) -> list[Job]:
+        """Up to `limit` runnable jobs, most urgent first; only of `priorities` when given."""
         name = "jobs_claim" if to is JobStatus.PROCESSING else "jobs_claim_dispatch"
-        rows = await self.pool.fetch(query(name), worker, limit, lease, max_attempts, model)
+        first, last = priorities or (None, None)
+        rows = await self.pool.fetch(query(name), worker, limit, lease, max_attempts, model, first, last)
         return [Job.from_record(r) for r in rows]
+
+    async def in_flight_by_priority(self) -> dict[int, int]:
+        """Jobs claimed and not ended yet (dispatched or processing), by priority."""
+        return {r["priority"]: r["jobs"] for r in await self.pool.fetch(query("jobs_in_flight_by_priority"))}
+
+    async def has_runnable(self, priorities: PriorityRange) -> bool:
+        """Whether a job of these priorities could be claimed now (any model, busy rows included)."""
+        return await self.pool.fetchval(query("jobs_runnable_within"), *priorities)
 
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None:
         """Record the QStash message that carries each group of dispatched jobs, in one transaction."""
@@ -387,6 +405,7 @@ __all__ = [
     "JobStore",
     "Key",
     "Model",
+    "PriorityRange",
     "QueueCount",
     "Requeued",
     "Source",

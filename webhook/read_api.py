@@ -1,6 +1,6 @@
-"""The read API, for applications and monitoring: GET /v1/status, /v1/search, /v1/events,
-/v1/rows/{content_type}/{source_id}, /metrics (scope "read": open unless EMBEDQ_API_TOKEN is
-set) and /healthz (always open)."""
+"""The read API, for applications and monitoring: GET /v1/status, /v1/history, /v1/search,
+/v1/events, /v1/rows/{content_type}/{source_id}, /metrics (scope "read": open unless
+EMBEDQ_API_TOKEN is set) and /healthz (always open)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from embedq import db, metrics
 from embedq.errors import EmbedqError
+from embedq.history import read_history
 from embedq.rows import row_status
 from embedq.search import parse_filters, search
 from embedq.status import read_status
@@ -44,6 +45,15 @@ async def get_status(request: Request) -> Response:
     async with state.pool.acquire() as conn:
         status = await read_status(conn, mode="qstash" if state.settings.qstash_enabled else "local")
     return JSONResponse(status.as_json())
+
+
+@requires(READ, status_code=401)
+async def get_history(request: Request) -> Response:
+    """The last hour minute by minute (embedq.history): queue depth and write -> vector latency
+    by priority, as the dashboard plots them."""
+    async with state_of(request).pool.acquire() as conn:
+        history = await read_history(conn)
+    return JSONResponse(history.as_json())
 
 
 @requires(READ, status_code=401)
@@ -136,6 +146,7 @@ async def get_metrics(request: Request) -> Response:
 routes = [
     Route("/healthz", get_healthz, methods=["GET"]),
     Route("/v1/status", get_status, methods=["GET"]),
+    Route("/v1/history", get_history, methods=["GET"]),
     Route("/v1/search", get_search, methods=["GET"]),
     Route("/v1/events", get_events, methods=["GET"]),
     Route("/v1/rows/{content_type}/{source_id:path}", get_row, methods=["GET"]),
