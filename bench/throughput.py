@@ -112,16 +112,27 @@ async def timed_listener(
 
 
 def top_functions(raw_profile: Path, limit: int = 25) -> list[str]:
-    """py-spy's raw (folded) stacks -> the functions with the most samples, own time."""
+    """py-spy's raw (folded) stacks -> the functions with the most samples: own time, then
+    inclusive time of embedq's own functions (what each stage of the pipeline costs)."""
     own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
     total = 0
     for line in raw_profile.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
         total += int(count)
         own[frames[-1]] = own.get(frames[-1], 0) + int(count)
+        for frame in {
+            f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0] + ")"
+            for f in frames
+            if "embedq/" in f or "listener/" in f
+        }:
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
     ranked = sorted(own.items(), key=lambda item: -item[1])[:limit]
-    return [f"{100 * n / total:5.1f}%  {frame}" for frame, n in ranked]
+    lines = [f"{100 * n / total:5.1f}%  {frame}" for frame, n in ranked]
+    lines.append("inclusive, embedq's functions:")
+    ranked = sorted(inclusive.items(), key=lambda item: -item[1])[:limit]
+    return lines + [f"{100 * n / total:5.1f}%  {frame}" for frame, n in ranked]
 
 
 async def main() -> None:

@@ -313,3 +313,34 @@ def test_build_text_output_is_always_clean(seed):
     assert not any(unicodedata.category(c) == "Cc" and c != "\n" for c in text.replace("\t", ""))
     assert "  " not in text and "\t" not in text and "\n\n\n" not in text
     assert " \n" not in text and "\n " not in text
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_fast_path_for_clean_ascii_gives_what_the_full_cleaning_gives(seed):
+    from embedq.content import _clean, clean_text
+
+    rng = random.Random(seed)
+    pieces = [
+        "word",
+        "Word.",
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\n\n",
+        "\n\n\n",
+        "\r\n",
+        "\r",
+        "\x0b",
+        "\x0c",
+        "\x00",
+        "\x1f",
+        "\x7f",
+        "-",
+        "CS-4821",
+        "(x)",
+        " \n",
+        "\n ",
+    ]
+    text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+    assert clean_text(text) == _clean(text)
