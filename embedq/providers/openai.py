@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import email.utils
+import json
 import logging
 import math
 import time
@@ -193,9 +194,12 @@ class OpenAIEmbedder:
         async with self._semaphore:
             started = time.perf_counter()
             try:
-                response = await self._client.embeddings.create(
+                # The raw answer, read here: the SDK's models cost more than everything else the
+                # listener does per row (a pydantic object per vector, strings validated twice).
+                raw = await self._client.embeddings.with_raw_response.create(
                     input=texts, model=self.model, encoding_format=self.encoding_format, **extra
                 )
+                response = json.loads(raw.http_response.content)
             except openai.OpenAIError as exc:
                 raise self._translate(exc) from exc
             except ValueError as exc:  # a 200 whose JSON body does not parse
@@ -208,17 +212,17 @@ class OpenAIEmbedder:
 
     def _vectors(self, response: Any, expected: int) -> np.ndarray:
         """The (expected, dimensions) float32 matrix, in input order, or PermanentError."""
-        data = getattr(response, "data", None)
+        data = response.get("data") if isinstance(response, dict) else None
         if not isinstance(data, list) or len(data) != expected:
             count = len(data) if isinstance(data, list) else "no"
             raise PermanentError(f"{self._where}: {expected} inputs were sent, {count} embeddings came back")
         matrix = np.empty((expected, self.dimensions), dtype=np.float32)
         filled = np.zeros(expected, dtype=bool)
         for item in data:
-            index = getattr(item, "index", None)
+            index = item.get("index") if isinstance(item, dict) else None
             if type(index) is not int or not 0 <= index < expected or filled[index]:
                 raise PermanentError(f"{self._where}: embedding index {index!r} does not match {expected} inputs")
-            vector = _decode(getattr(item, "embedding", None))
+            vector = _decode(item.get("embedding"))
             if vector is None:
                 raise PermanentError(f"{self._where}: embedding {index} is neither base64 nor a list of numbers")
             if vector.shape != (self.dimensions,):
