@@ -27,6 +27,28 @@ OPENAI_DEFAULT_DIMENSIONS = {
     "text-embedding-ada-002": 1536,
 }
 PROVIDERS = ("local", "openai")
+
+
+@dataclass(frozen=True)
+class ProviderDefaults:
+    """What the listener claims and sends at once, chosen from the provider (bench/throughput.py).
+    An explicit EMBEDQ_BATCH_SIZE, EMBEDQ_CONCURRENCY or EMBEDQ_OPENAI_BATCH_SIZE wins."""
+
+    #: jobs per claim
+    batch_size: int
+    #: claims processed at once per listener
+    concurrency: int
+    #: inputs per provider request
+    request_inputs: int
+
+
+PROVIDER_DEFAULTS = {
+    # one model on the listener's CPU: small batches keep latency low, one at a time
+    "local": ProviderDefaults(batch_size=64, concurrency=1, request_inputs=2048),
+    # a remote API waits on the network: large claims, several at once, each split into requests
+    # that run side by side (their number adapts to the provider's answers and 429s)
+    "openai": ProviderDefaults(batch_size=512, concurrency=4, request_inputs=256),
+}
 LOG_FORMATS = ("human", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -147,9 +169,10 @@ class Settings:
     dimensions: int = LOCAL_DIMENSIONS
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
-    openai_concurrency: int = 4
+    #: the most requests in flight at once; embedq starts at a quarter and adapts to the answers
+    openai_concurrency: int = 16
     #: inputs per request: OpenAI takes 2048, TEI 32 by default (--max-client-batch-size)
-    openai_batch_size: int = 2048
+    openai_batch_size: int = PROVIDER_DEFAULTS["openai"].request_inputs
     openai_max_retries: int = 4
     openai_timeout: float = 60.0
 
@@ -235,6 +258,7 @@ class Settings:
         if qstash_token and not webhook_url:
             raise ConfigError("QSTASH_TOKEN is set but EMBEDQ_WEBHOOK_URL (the URL QStash calls) is not")
 
+        defaults = PROVIDER_DEFAULTS[provider]
         settings = cls(
             database_url=_database_url(env),
             data_dir=Path(env.get("EMBEDQ_DATA_DIR") or ".embedq"),
@@ -244,8 +268,8 @@ class Settings:
             dimensions=dimensions,
             openai_api_key=api_key,
             openai_base_url=base_url,
-            openai_concurrency=_parse(env, "EMBEDQ_OPENAI_CONCURRENCY", _positive_int, 4),
-            openai_batch_size=_parse(env, "EMBEDQ_OPENAI_BATCH_SIZE", _positive_int, 2048),
+            openai_concurrency=_parse(env, "EMBEDQ_OPENAI_CONCURRENCY", _positive_int, 16),
+            openai_batch_size=_parse(env, "EMBEDQ_OPENAI_BATCH_SIZE", _positive_int, defaults.request_inputs),
             openai_max_retries=_parse(env, "EMBEDQ_OPENAI_MAX_RETRIES", int, 4),
             openai_timeout=_parse(env, "EMBEDQ_OPENAI_TIMEOUT", _non_negative_float, 60.0),
             qstash_token=qstash_token,
@@ -270,13 +294,13 @@ class Settings:
             metrics_port=_parse(env, "EMBEDQ_METRICS_PORT", _positive_int, None),
             admin_token=env.get("EMBEDQ_ADMIN_TOKEN") or None,
             api_token=env.get("EMBEDQ_API_TOKEN") or None,
-            batch_size=_parse(env, "EMBEDQ_BATCH_SIZE", _positive_int, 64),
+            batch_size=_parse(env, "EMBEDQ_BATCH_SIZE", _positive_int, defaults.batch_size),
             batch_window=_parse(env, "EMBEDQ_BATCH_WINDOW_MS", _non_negative_float, 200.0) / 1000,
             poll_interval=_parse(env, "EMBEDQ_POLL_INTERVAL", _non_negative_float, 5.0),
             lease_seconds=_parse(env, "EMBEDQ_LEASE_SECONDS", _non_negative_float, 300.0),
             rescue_interval=_parse(env, "EMBEDQ_RESCUE_INTERVAL", _positive_float, 30.0),
             max_attempts=_parse(env, "EMBEDQ_MAX_ATTEMPTS", _positive_int, 5),
-            concurrency=_parse(env, "EMBEDQ_CONCURRENCY", _positive_int, 1),
+            concurrency=_parse(env, "EMBEDQ_CONCURRENCY", _positive_int, defaults.concurrency),
             chunk_tokens=_parse(env, "EMBEDQ_CHUNK_TOKENS", _positive_int, 400),
             chunk_overlap_tokens=_parse(env, "EMBEDQ_CHUNK_OVERLAP_TOKENS", int, 48),
             hnsw_min_rows=_parse(env, "EMBEDQ_HNSW_MIN_ROWS", _positive_int, 10_000),
