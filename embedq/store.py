@@ -332,10 +332,11 @@ class JobStore:
                     [c.content for _, c in upserts],
                     [c.metadata for _, c in upserts],
                 )
+            # only rows that keep some of their chunks: chunks written above carry it already
             restamped = [
                 (key, w.metadata)
                 for key, w in writes.items()
-                if key in mine and not w.deleted and w.metadata is not None
+                if key in mine and not w.deleted and w.metadata is not None and len(w.chunks) < w.chunk_count
             ]
             if restamped:
                 await conn.execute(
