@@ -367,3 +367,7 @@ FROM embedq.jobs
 WHERE status = 'done' AND last_error IS NULL AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
 GROUP BY priority, date_trunc('minute', finished_at)
 ORDER BY priority, minute
+
+-- name: doctor_announce
+-- `embedq doctor` LISTENs on embedq_doctor for the nonce it sent through QStash
+SELECT pg_notify('embedq_doctor', $1)

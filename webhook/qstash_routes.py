@@ -24,6 +24,7 @@ from embedq.jobs import JobStatus
 from embedq.maintenance import run_maintenance
 from embedq.qstash.messages import parse_message
 from embedq.qstash.signature import InvalidSignature, SignatureVerifier
+from embedq.queries import query
 from embedq.settings import Settings
 from embedq.webhook.delivery import delivery_answer, error_answer
 from embedq.webhook.responses import error
@@ -31,7 +32,7 @@ from embedq.webhook.state import state_of
 
 logger = logging.getLogger(__name__)
 
-SIGNED_ROUTES = ("/v1/jobs", "/v1/failures", "/v1/maintenance")
+SIGNED_ROUTES = ("/v1/jobs", "/v1/failures", "/v1/maintenance", "/v1/doctor")
 #: a lock or serialization conflict with another transaction: the delivery can simply come again
 TRANSIENT_CONFLICTS = (
     asyncpg.DeadlockDetectedError,
@@ -162,8 +163,28 @@ async def post_maintenance(request: Request) -> Response:
     return JSONResponse(report.as_json())
 
 
+async def post_doctor(request: Request) -> Response:
+    """`embedq doctor`'s probes: a delivery it signed itself (is this URL reachable, are these keys
+    and this URL the webhook's?), then one through QStash whose nonce the webhook announces on
+    the database, where the doctor waits for it."""
+    state = state_of(request)
+    body = await verified_body(request, "/v1/doctor")
+    if isinstance(body, Response):
+        return body
+    try:
+        nonce = json.loads(body or b"{}").get("nonce")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return error(400, 'body must be JSON like {"nonce": "..."}')
+    if nonce is not None and not (isinstance(nonce, str) and 0 < len(nonce) <= 64 and nonce.isalnum()):
+        return error(400, "nonce must be up to 64 letters and digits")
+    if nonce:
+        await state.pool.execute(query("doctor_announce"), nonce)
+    return JSONResponse({"ok": True, "webhook": state.name})
+
+
 routes = [
     Route("/v1/jobs", post_jobs, methods=["POST"]),
     Route("/v1/failures", post_failures, methods=["POST"]),
     Route("/v1/maintenance", post_maintenance, methods=["POST"]),
+    Route("/v1/doctor", post_doctor, methods=["POST"]),
 ]
