@@ -1,0 +1,20 @@
+"""Registered tables get the new write path: their triggers are rebuilt.
+
+Revision ID: 0008
+Revises: 0005
+"""
+
+from embedq.migrations import FUNCTION_FILES, apply_sql
+
+revision = "0008"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    apply_sql(*FUNCTION_FILES, "schema/0008_write_path.sql")
+
+
+def downgrade() -> None:
+    apply_sql("schema/0008_write_path_down.sql")
