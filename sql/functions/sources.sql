@@ -11,10 +11,13 @@
 -- SQL.
 --
 -- What a statement costs, once the first one of its transaction is past: the trigger call and
--- one INSERT into the inbox (bench/triggers.py measures it against the plain table and the
--- alternatives). The queries are static, so plpgsql plans them once per session: the UPDATE
--- trigger pairs old and new rows with a FULL JOIN, which PostgreSQL can only run as a hash or
--- merge join, so a plan cached for one-row updates stays linear for a 100,000-row one.
+-- one INSERT into the inbox, nothing else (bench/triggers.py measures it against the plain table
+-- and the alternatives). The registration is not read on the way: the priority is written into
+-- the trigger, and whether the source is enabled, and its current priority, are looked up when
+-- embedq.jobs_ingest moves the rows into jobs. The queries are static, so plpgsql plans them
+-- once per session: the UPDATE trigger pairs old and new rows with a FULL JOIN, which PostgreSQL
+-- can only run as a hash or merge join, so a plan cached for one-row updates stays linear for a
+-- 100,000-row one.
 --
 -- Wake-ups: a transaction sends one NOTIFY, from the first statement that writes the inbox,
 -- and none when inbox rows were already waiting then: their notification is on its way (or was
@@ -95,20 +98,18 @@ BEGIN
             v_event := 'INSERT ON %s REFERENCING NEW TABLE AS new_rows';
             v_query := format($q$
                 INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-                SELECT s.content_type, 'upsert', s.priority, touched.ids
+                SELECT %2$L, 'upsert', %3$s, touched.ids
                 FROM (SELECT array_agg(r.%1$I::text) AS ids FROM new_rows r WHERE r.%1$I IS NOT NULL) touched
-                CROSS JOIN embedq.sources s
-                WHERE s.content_type = %2$L AND s.enabled AND touched.ids IS NOT NULL$q$,
-                v_source.key_column, v_source.content_type);
+                WHERE touched.ids IS NOT NULL$q$,
+                v_source.key_column, v_source.content_type, v_source.priority);
         ELSIF v_names.kind = 'delete' THEN
             v_event := 'DELETE ON %s REFERENCING OLD TABLE AS old_rows';
             v_query := format($q$
                 INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-                SELECT s.content_type, 'delete', s.priority, touched.ids
+                SELECT %2$L, 'delete', %3$s, touched.ids
                 FROM (SELECT array_agg(r.%1$I::text) AS ids FROM old_rows r WHERE r.%1$I IS NOT NULL) touched
-                CROSS JOIN embedq.sources s
-                WHERE s.content_type = %2$L AND s.enabled AND touched.ids IS NOT NULL$q$,
-                v_source.key_column, v_source.content_type);
+                WHERE touched.ids IS NOT NULL$q$,
+                v_source.key_column, v_source.content_type, v_source.priority);
         ELSE
             -- Old and new rows are paired by key, as text in the C collation: equal exactly when
             -- the keys are, whatever the key's type, and always hash- and merge-joinable. A FULL
@@ -119,7 +120,7 @@ BEGIN
             v_event := 'UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows';
             v_query := format($q$
                 INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-                SELECT s.content_type, queued.op, s.priority, queued.ids
+                SELECT %2$L, queued.op, %5$s, queued.ids
                 FROM (
                     SELECT array_agg(o.%1$I::text) FILTER (WHERE n.%1$I IS NULL AND o.%1$I IS NOT NULL) AS deleted,
                            array_agg(n.%1$I::text) FILTER (
@@ -128,9 +129,8 @@ BEGIN
                 ) touched
                 CROSS JOIN LATERAL (VALUES ('delete'::embedq.job_op, touched.deleted),
                                            ('upsert'::embedq.job_op, touched.changed)) AS queued(op, ids)
-                CROSS JOIN embedq.sources s
-                WHERE s.content_type = %2$L AND s.enabled AND queued.ids IS NOT NULL$q$,
-                v_source.key_column, v_source.content_type, v_new_fields, v_old_fields);
+                WHERE queued.ids IS NOT NULL$q$,
+                v_source.key_column, v_source.content_type, v_new_fields, v_old_fields, v_source.priority);
         END IF;
         EXECUTE format('CREATE OR REPLACE FUNCTION embedq.%I() RETURNS trigger LANGUAGE plpgsql AS %L',
                        v_names.function_name, format($body$
@@ -300,9 +300,11 @@ BEGIN
         END IF;
         EXECUTE format('DROP FUNCTION IF EXISTS embedq.%I()', v_names.function_name);
     END LOOP;
+    IF cancel_jobs THEN
+        PERFORM embedq.jobs_ingest(NULL);  -- all of it, while registered: ingest drops unregistered types' rows
+    END IF;
     DELETE FROM embedq.sources s WHERE s.content_type = v_source.content_type;
     IF cancel_jobs THEN
-        PERFORM embedq.jobs_ingest();
         UPDATE embedq.jobs j
         SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
             last_error = 'content type unregistered'
