@@ -1,4 +1,4 @@
-"""Registered tables get the new write path: their triggers are rebuilt.
+"""The write path: registered tables' triggers are rebuilt, the inbox keeps keys uncompressed.
 
 Revision ID: 0008
 Revises: 0005
@@ -13,7 +13,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    apply_sql(*FUNCTION_FILES, "schema/0008_write_path.sql")
+    apply_sql("schema/0008_write_path.sql", *FUNCTION_FILES, "schema/0008_write_path_triggers.sql")
 
 
 def downgrade() -> None:

@@ -1,9 +1,5 @@
--- The write path of sql/functions/sources.sql (one wake-up decision per transaction, static
--- trigger queries) replaces the triggers every registration got from earlier revisions. The
--- registrations themselves (fields, priority, enabled, template) stay as they are. A
--- registration whose table is gone has no triggers to rebuild; one whose columns are gone
--- stops the migration with its name (register it again, or unregister it, then migrate).
-SELECT embedq._source_triggers(s.content_type)
-FROM embedq.sources s
-WHERE to_regclass(s.table_name) IS NOT NULL
-ORDER BY s.content_type;
+-- A bulk statement's keys go into one inbox row (10,000 keys: some 120 kB). Compressing it took
+-- longer than writing it uncompressed (pglz: about 4 ms against 0.5 ms for 10,000 keys, some 7%
+-- of a 10,000-row INSERT ... SELECT); the row lives until the next ingest, so its size hardly
+-- matters. Out of line, uncompressed:
+ALTER TABLE embedq.job_inbox ALTER COLUMN source_ids SET STORAGE EXTERNAL;
