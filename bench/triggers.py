@@ -164,91 +164,107 @@ async def autocommit_inserts(dsn: str, variant: str, rows: list[tuple[str, str]]
             await conn.close()
 
 
-async def run_workloads(
-    conn: asyncpg.Connection, dsn: str, variants: list[str], rows: list[tuple[str, str]], args: argparse.Namespace
-) -> dict[str, dict[str, list[float]]]:
-    """figures[workload][variant] = one value per repetition."""
-    wakeups = Wakeups(await db.connect(dsn, "embedq-bench-wakeups"))
-    await wakeups.start()
-    figures: dict[str, dict[str, list[float]]] = {}
+class Workloads:
+    """One method per workload: it prepares the variant's table (not timed), runs the workload
+    once and records what it measured."""
 
-    def record(workload: str, variant: str, value: float) -> None:
-        figures.setdefault(workload, {}).setdefault(variant, []).append(value)
+    def __init__(self, conn: asyncpg.Connection, dsn: str, rows: list[tuple[str, str]], args: argparse.Namespace):
+        self.conn = conn
+        self.dsn = dsn
+        self.rows = rows
+        self.args = args
+        self.wakeups: Wakeups | None = None
+        #: figures[measure][variant]: one value per repetition
+        self.figures: dict[str, dict[str, list[float]]] = {}
 
-    for rep in range(args.reps):
-        shift = rep % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            name = table(variant)
-            await empty(conn, variant)
-            wall, cpu = await measured(
-                conn,
-                lambda name=name: conn.execute(
-                    "DO $$ DECLARE r record; BEGIN "
-                    f"FOR r IN SELECT title, description FROM bench_rows WHERE n <= {args.rows} ORDER BY n LOOP "
-                    f"INSERT INTO {name} (title, description, category, tags) "
-                    "VALUES (r.title, r.description, 'bench', '{a,b}'); END LOOP; END $$"
-                ),
-            )
-            record("server", variant, wall)
-            record("server_cpu", variant, cpu)
+    def record(self, measure: str, variant: str, value: float) -> None:
+        self.figures.setdefault(measure, {}).setdefault(variant, []).append(value)
 
-            await empty(conn, variant)
-            statement = await conn.prepare(
-                f"INSERT INTO {name} (title, description, category, tags) VALUES ($1, $2, 'bench', '{{a,b}}')"
-            )
+    async def timed(self, measure: str, variant: str, run: Callable[[], Awaitable[object]]) -> None:
+        wall, cpu = await measured(self.conn, run)
+        self.record(measure, variant, wall)
+        self.record(f"{measure}_cpu", variant, cpu)
 
-            async def client_transaction(statement: asyncpg.prepared_stmt.PreparedStatement = statement) -> None:
-                async with conn.transaction():
-                    for title, description in rows[: args.client_rows]:
-                        await statement.fetch(title, description)
+    async def server(self, variant: str) -> None:
+        await empty(self.conn, variant)
+        await self.timed(
+            "server",
+            variant,
+            lambda: self.conn.execute(
+                "DO $$ DECLARE r record; BEGIN "
+                f"FOR r IN SELECT title, description FROM bench_rows WHERE n <= {self.args.rows} ORDER BY n LOOP "
+                f"INSERT INTO {table(variant)} (title, description, category, tags) "
+                "VALUES (r.title, r.description, 'bench', '{a,b}'); END LOOP; END $$"
+            ),
+        )
 
-            wall, cpu = await measured(conn, client_transaction)
-            record("client", variant, wall)
-            record("client_cpu", variant, cpu)
+    async def client(self, variant: str) -> None:
+        await empty(self.conn, variant)
+        statement = await self.conn.prepare(
+            f"INSERT INTO {table(variant)} (title, description, category, tags) VALUES ($1, $2, 'bench', '{{a,b}}')"
+        )
 
-            await empty(conn, variant)
-            record(
-                "autocommit",
-                variant,
-                await autocommit_inserts(dsn, variant, rows[: args.autocommit_rows], args.clients),
-            )
+        async def one_transaction() -> None:
+            async with self.conn.transaction():
+                for title, description in self.rows[: self.args.client_rows]:
+                    await statement.fetch(title, description)
 
-            await empty(conn, variant)
-            await wakeups.since_last(conn)
-            wall, cpu = await measured(
-                conn,
-                lambda name=name: conn.execute(
-                    f"INSERT INTO {name} (title, description, category, tags, requirements) "
-                    "SELECT title, description, 'cat' || (n % 10), ARRAY['t' || (n % 7)], 'none' "
-                    "FROM bench_rows WHERE n <= $1 ORDER BY n",
-                    args.rows,
-                ),
-            )
-            record("bulk", variant, wall)
-            record("bulk_cpu", variant, cpu)
-            record("bulk_wakeups", variant, await wakeups.since_last(conn))
+        await self.timed("client", variant, one_transaction)
 
-            await empty(conn, variant, rows=args.rows)
-            wall, cpu = await measured(
-                conn, lambda name=name: conn.execute(f"UPDATE {name} SET description = description || ' (updated)'")
-            )
-            record("update", variant, wall)
-            record("update_cpu", variant, cpu)
+    async def autocommit(self, variant: str) -> None:
+        await empty(self.conn, variant)
+        rows = self.rows[: self.args.autocommit_rows]
+        self.record("autocommit", variant, await autocommit_inserts(self.dsn, variant, rows, self.args.clients))
 
-            await empty(conn, variant, rows=args.update_rows)
-            first = await conn.fetchval(f"SELECT min(id) FROM {name}")
-            wall, cpu = await measured(
-                conn,
-                lambda name=name, first=first: conn.execute(
-                    f"DO $$ BEGIN FOR i IN {first}..{first + args.update_rows - 1} LOOP "
-                    f"UPDATE {name} SET description = description || '!' WHERE id = i; END LOOP; END $$"
-                ),
-            )
-            record("update_one", variant, wall)
-            record("update_one_cpu", variant, cpu)
-        print(f"repetition {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
-    await wakeups.conn.close()
-    return figures
+    async def bulk(self, variant: str) -> None:
+        if self.wakeups is None:
+            self.wakeups = Wakeups(await db.connect(self.dsn, "embedq-bench-wakeups"))
+            await self.wakeups.start()
+        await empty(self.conn, variant)
+        await self.wakeups.since_last(self.conn)
+        await self.timed(
+            "bulk",
+            variant,
+            lambda: self.conn.execute(
+                f"INSERT INTO {table(variant)} (title, description, category, tags, requirements) "
+                "SELECT title, description, 'cat' || (n % 10), ARRAY['t' || (n % 7)], 'none' "
+                "FROM bench_rows WHERE n <= $1 ORDER BY n",
+                self.args.rows,
+            ),
+        )
+        self.record("bulk_wakeups", variant, await self.wakeups.since_last(self.conn))
+
+    async def update(self, variant: str) -> None:
+        await empty(self.conn, variant, rows=self.args.rows)
+        await self.timed(
+            "update",
+            variant,
+            lambda: self.conn.execute(f"UPDATE {table(variant)} SET description = description || ' (updated)'"),
+        )
+
+    async def update_one(self, variant: str) -> None:
+        await empty(self.conn, variant, rows=self.args.update_rows)
+        first = await self.conn.fetchval(f"SELECT min(id) FROM {table(variant)}")
+        await self.timed(
+            "update_one",
+            variant,
+            lambda: self.conn.execute(
+                f"DO $$ BEGIN FOR i IN {first}..{first + self.args.update_rows - 1} LOOP "
+                f"UPDATE {table(variant)} SET description = description || '!' WHERE id = i; END LOOP; END $$"
+            ),
+        )
+
+    async def run(self, variants: list[str]) -> dict[str, dict[str, list[float]]]:
+        """Each workload --reps times, the variants taking turns in a rotating order, seconds apart."""
+        for workload in (self.server, self.client, self.autocommit, self.bulk, self.update, self.update_one):
+            for rep in range(self.args.reps):
+                shift = rep % len(variants)
+                for variant in variants[shift:] + variants[:shift]:
+                    await workload(variant)
+            print(f"{workload.__name__} done", file=sys.stderr, flush=True)
+        if self.wakeups is not None:
+            await self.wakeups.conn.close()
+        return self.figures
 
 
 async def update_latency(dsn: str, variant: str, samples: int) -> list[float]:
@@ -332,7 +348,7 @@ async def main() -> None:
         rows = [tuple(r) for r in await conn.fetch("SELECT title, description FROM bench_rows ORDER BY n")]
         for variant in variants:
             await create_variant(conn, variant)
-        figures = await run_workloads(conn, dsn, variants, rows, args)
+        figures = await Workloads(conn, dsn, rows, args).run(variants)
         latencies = {
             variant: await update_latency(dsn, variant, args.latency)
             for variant in variants
