@@ -51,8 +51,8 @@ $$;
 
 -- Builds (or rebuilds) the triggers of a registered source from its row in embedq.sources:
 -- register_source calls it, and a migration that changes the trigger bodies calls it for every
--- source. Each trigger function is one static query into embedq.job_inbox between the same
--- prologue and epilogue (the wake-up described at the top of this file).
+-- source. Each trigger function runs one static query into embedq.job_inbox, the first one of a
+-- transaction also the wake-up described at the top of this file.
 CREATE OR REPLACE FUNCTION embedq._source_triggers(p_content_type text)
 RETURNS void
 LANGUAGE plpgsql
@@ -132,18 +132,22 @@ BEGIN
                 WHERE queued.ids IS NOT NULL$q$,
                 v_source.key_column, v_source.content_type, v_new_fields, v_old_fields, v_source.priority);
         END IF;
+        -- Only the first statement of a transaction checks the inbox (a query of its own: folding
+        -- it into the INSERT as a CTE cost more than it saved); the setting is set by an
+        -- assignment, which plpgsql evaluates without running a query.
         EXECUTE format('CREATE OR REPLACE FUNCTION embedq.%I() RETURNS trigger LANGUAGE plpgsql AS %L',
                        v_names.function_name, format($body$
             DECLARE
                 first_write boolean := current_setting('embedq.inbox_written', true) IS DISTINCT FROM 'on';
                 already_waiting boolean;
+                setting text;
             BEGIN
                 IF first_write THEN
                     already_waiting := EXISTS (SELECT 1 FROM embedq.job_inbox);
                 END IF;
                 %s;
                 IF FOUND AND first_write THEN
-                    PERFORM set_config('embedq.inbox_written', 'on', true);
+                    setting := set_config('embedq.inbox_written', 'on', true);
                     IF NOT already_waiting THEN
                         PERFORM pg_notify('embedq_jobs', '');
                     END IF;
