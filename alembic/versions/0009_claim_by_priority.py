@@ -7,7 +7,7 @@ Revises: 0007
 from embedq.migrations import FUNCTION_FILES, apply_sql
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -63,9 +63,11 @@ $$;
 -- Moves what the triggers wrote to embedq.job_inbox into embedq.jobs: one job per source,
 -- coalesced with the source's pending job if it has one (the most urgent priority and the
 -- latest operation win). SKIP LOCKED lets concurrent claimers ingest different inbox rows.
+-- The registration is read here, not in the triggers: a job gets its source's priority as it is
+-- now, and the rows of a source that is disabled (or no longer registered) are dropped.
 -- The job is for the active model (model NULL), plus one for each model being filled side by
 -- side (models.maintained), so that model's vectors stay in step too.
--- Returns the number of jobs created or updated.
+-- p_max_rows NULL: the whole inbox. Returns the number of jobs created or updated.
 CREATE OR REPLACE FUNCTION embedq.jobs_ingest(p_max_rows integer DEFAULT 1000)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -80,8 +82,10 @@ BEGIN
     ), touched AS (
         SELECT t.content_type, u.source_id,
                (array_agg(t.op ORDER BY t.id DESC))[1] AS op,
-               min(t.priority) AS priority, min(t.created_at) AS created_at
-        FROM taken t CROSS JOIN LATERAL unnest(t.source_ids) AS u(source_id)
+               min(s.priority) AS priority, min(t.created_at) AS created_at
+        FROM taken t
+        JOIN embedq.sources s ON s.content_type = t.content_type AND s.enabled
+        CROSS JOIN LATERAL unnest(t.source_ids) AS u(source_id)
         WHERE u.source_id IS NOT NULL  -- a row without a key cannot be named; it must not block the rest
         GROUP BY t.content_type, u.source_id
     )

@@ -1,19 +1,33 @@
 -- Registering a table as a source of embeddings. Idempotent: CREATE OR REPLACE only.
 --
--- register_source builds three statement-level triggers per table (INSERT, UPDATE, DELETE)
--- with transition tables, so a statement touching 100,000 rows costs one row in
--- embedq.job_inbox (the keys as an array) and ONE pg_notify, not 100,000 of each. (PostgreSQL takes a cluster-wide
--- lock at commit for every transaction that notifies; per-row notifies would serialise
--- writers.) Every identifier a caller passes is checked against the catalog and quoted
--- with format('%I'); nothing a caller passes is ever executed as SQL. The trigger functions'
--- bodies are passed to CREATE FUNCTION as quoted literals (%L), never dollar-quoted: a column
--- named `x$body$y` would otherwise end the body early and run the rest as SQL.
+-- register_source records the registration; embedq._source_triggers builds its three
+-- statement-level triggers (INSERT, UPDATE, DELETE) with transition tables, so a statement
+-- touching 100,000 rows costs one row in embedq.job_inbox (the keys as an array) and at most one
+-- pg_notify, not 100,000 of each. (PostgreSQL takes a cluster-wide lock at commit for every
+-- transaction that notifies; per-row notifies would serialise writers.) Every identifier comes
+-- from the catalog and is quoted with format('%I'); nothing a caller passes is ever executed as
+-- SQL. The trigger functions' bodies are passed to CREATE FUNCTION as quoted literals (%L), never
+-- dollar-quoted: a column named `x$body$y` would otherwise end the body early and run the rest as
+-- SQL.
 --
--- A statement skips its NOTIFY when inbox rows are already waiting: their notification is on
--- its way (or was delivered) and a listener claims again until nothing is left, so the new
--- row is picked up without one. Under write load this removes most NOTIFYs, and with them
--- most of the commit-time lock PostgreSQL takes for a notifying transaction. The poll interval
--- bounds the wait if a long transaction commits just after a listener found nothing to do.
+-- What a statement costs, once the first one of its transaction is past: the trigger call and
+-- one INSERT into the inbox, nothing else (bench/triggers.py measures it against the plain table
+-- and the alternatives). The registration is not read on the way: the priority is written into
+-- the trigger, and whether the source is enabled, and its current priority, are looked up when
+-- embedq.jobs_ingest moves the rows into jobs. The queries are static, so plpgsql plans them
+-- once per session: the UPDATE trigger pairs old and new rows with a FULL JOIN, which PostgreSQL
+-- can only run as a hash or merge join, so a plan cached for one-row updates stays linear for a
+-- 100,000-row one.
+--
+-- Wake-ups: a transaction sends one NOTIFY, from the first statement that writes the inbox,
+-- and none when inbox rows were already waiting then: their notification is on its way (or was
+-- delivered) and a listener claims again until nothing is left, so the new rows are picked up
+-- without one. Under write load this removes most NOTIFYs, and with them most of the
+-- commit-time lock PostgreSQL takes for a notifying transaction. The transaction-local setting
+-- embedq.inbox_written remembers that the decision was made; a savepoint rolled back takes it
+-- back with the rows and the NOTIFY, and losing it (RESET ALL) only costs one more check. The
+-- poll interval bounds the wait if a long transaction commits just after a listener found
+-- nothing to do.
 
 CREATE OR REPLACE FUNCTION embedq._trigger_names(p_content_type text)
 RETURNS TABLE (kind text, function_name text, trigger_name text)
@@ -35,6 +49,122 @@ RETURNS text LANGUAGE sql STABLE AS $$
     END
 $$;
 
+-- Builds (or rebuilds) the triggers of a registered source from its row in embedq.sources:
+-- register_source calls it, and a migration that changes the trigger bodies calls it for every
+-- source. Each trigger function runs one static query into embedq.job_inbox, the first one of a
+-- transaction also the wake-up described at the top of this file.
+CREATE OR REPLACE FUNCTION embedq._source_triggers(p_content_type text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $build$
+DECLARE
+    v_source embedq.sources;
+    v_table regclass;
+    v_new_fields text;
+    v_old_fields text;
+    v_missing text;
+    v_names record;
+    v_query text;
+    v_event text;
+    v_watched text[];
+BEGIN
+    v_source := embedq._registered_source(p_content_type);
+    -- a change to an embedded field re-embeds the row; one to a filterable column rewrites its metadata
+    v_watched := v_source.fields || ARRAY(SELECT f FROM unnest(v_source.filters) f WHERE NOT f = ANY (v_source.fields));
+    v_table := to_regclass(v_source.table_name);
+    IF v_table IS NULL THEN
+        RAISE EXCEPTION 'embedq: table % of source % does not exist', v_source.table_name, quote_literal(p_content_type)
+            USING ERRCODE = 'undefined_table';
+    END IF;
+    SELECT string_agg(quote_ident(f.name), ', ') INTO v_missing
+    FROM unnest(array_prepend(v_source.key_column, v_watched)) AS f(name)
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                      WHERE a.attrelid = v_table AND a.attname = f.name AND a.attnum > 0 AND NOT a.attisdropped);
+    IF v_missing IS NOT NULL THEN
+        RAISE EXCEPTION 'embedq: column % of source % no longer exists in table %', v_missing,
+            quote_literal(p_content_type), v_source.table_name
+            USING ERRCODE = 'undefined_column', HINT = 'Register the source again with its current columns.';
+    END IF;
+    SELECT string_agg(embedq._comparable('n', f.name, a.atttypid), ', ' ORDER BY f.ord),
+           string_agg(embedq._comparable('o', f.name, a.atttypid), ', ' ORDER BY f.ord)
+    INTO v_new_fields, v_old_fields
+    FROM unnest(v_watched) WITH ORDINALITY AS f(name, ord)
+    JOIN pg_attribute a ON a.attrelid = v_table AND a.attname = f.name AND a.attnum > 0 AND NOT a.attisdropped;
+    IF cardinality(v_watched) > 1 THEN
+        v_new_fields := 'ROW(' || v_new_fields || ')';
+        v_old_fields := 'ROW(' || v_old_fields || ')';
+    END IF;
+
+    FOR v_names IN SELECT * FROM embedq._trigger_names(v_source.content_type) LOOP
+        IF v_names.kind = 'insert' THEN
+            v_event := 'INSERT ON %s REFERENCING NEW TABLE AS new_rows';
+            v_query := format($q$
+                INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
+                SELECT %2$L, 'upsert', %3$s, touched.ids
+                FROM (SELECT array_agg(r.%1$I::text) AS ids FROM new_rows r WHERE r.%1$I IS NOT NULL) touched
+                WHERE touched.ids IS NOT NULL$q$,
+                v_source.key_column, v_source.content_type, v_source.priority);
+        ELSIF v_names.kind = 'delete' THEN
+            v_event := 'DELETE ON %s REFERENCING OLD TABLE AS old_rows';
+            v_query := format($q$
+                INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
+                SELECT %2$L, 'delete', %3$s, touched.ids
+                FROM (SELECT array_agg(r.%1$I::text) AS ids FROM old_rows r WHERE r.%1$I IS NOT NULL) touched
+                WHERE touched.ids IS NOT NULL$q$,
+                v_source.key_column, v_source.content_type, v_source.priority);
+        ELSE
+            -- Old and new rows are paired by key, as text in the C collation: equal exactly when
+            -- the keys are, whatever the key's type, and always hash- and merge-joinable. A FULL
+            -- JOIN can only run as a hash or merge join, never as a nested loop, so the plan
+            -- plpgsql caches for the session stays linear whatever size of statement it was
+            -- first planned for. A key that changed queues a delete of the old key and an upsert
+            -- of the new one; a row whose fields are all unchanged queues nothing.
+            v_event := 'UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows';
+            v_query := format($q$
+                INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
+                SELECT %2$L, queued.op, %5$s, queued.ids
+                FROM (
+                    SELECT array_agg(o.%1$I::text) FILTER (WHERE n.%1$I IS NULL AND o.%1$I IS NOT NULL) AS deleted,
+                           array_agg(n.%1$I::text) FILTER (
+                               WHERE n.%1$I IS NOT NULL AND (o.%1$I IS NULL OR %3$s IS DISTINCT FROM %4$s)) AS changed
+                    FROM new_rows n FULL JOIN old_rows o ON o.%1$I::text COLLATE "C" = n.%1$I::text COLLATE "C"
+                ) touched
+                CROSS JOIN LATERAL (VALUES ('delete'::embedq.job_op, touched.deleted),
+                                           ('upsert'::embedq.job_op, touched.changed)) AS queued(op, ids)
+                WHERE queued.ids IS NOT NULL$q$,
+                v_source.key_column, v_source.content_type, v_new_fields, v_old_fields, v_source.priority);
+        END IF;
+        -- Only the first statement of a transaction checks the inbox (a query of its own: folding
+        -- it into the INSERT as a CTE cost more than it saved); the setting is set by an
+        -- assignment, which plpgsql evaluates without running a query.
+        EXECUTE format('CREATE OR REPLACE FUNCTION embedq.%I() RETURNS trigger LANGUAGE plpgsql AS %L',
+                       v_names.function_name, format($body$
+            DECLARE
+                first_write boolean := current_setting('embedq.inbox_written', true) IS DISTINCT FROM 'on';
+                already_waiting boolean;
+                setting text;
+            BEGIN
+                IF first_write THEN
+                    already_waiting := EXISTS (SELECT 1 FROM embedq.job_inbox);
+                END IF;
+                %s;
+                IF FOUND AND first_write THEN
+                    setting := set_config('embedq.inbox_written', 'on', true);
+                    IF NOT already_waiting THEN
+                        PERFORM pg_notify('embedq_jobs', '');
+                    END IF;
+                END IF;
+                RETURN NULL;
+            END
+        $body$, v_query));
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_names.trigger_name, v_source.table_name);
+        EXECUTE format('CREATE TRIGGER %I AFTER %s FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
+                       v_names.trigger_name, format(v_event, v_source.table_name), v_names.function_name);
+    END LOOP;
+END
+$build$;
+
 CREATE OR REPLACE FUNCTION embedq.register_source(
     content_type text,
     source_table regclass,
@@ -55,9 +185,6 @@ DECLARE
     v_field text;
     v_field_types oid[] := '{}';
     v_type oid;
-    v_new_fields text;
-    v_old_fields text;
-    v_names record;
     v_schema name;
     v_persistence "char";
     v_unknown text;
@@ -169,17 +296,10 @@ BEGIN
         END IF;
     END IF;
 
-    -- From here on `fields` are the columns whose change queues a job: a filterable column's
-    -- change must reach the vectors' metadata too (processing embeds nothing whose text is
-    -- unchanged; it rewrites the metadata).
+    -- what embedq.sources records as the fields; the triggers also watch the filterable columns
+    -- (embedq._source_triggers): their change must reach the vectors' metadata (processing embeds
+    -- nothing whose text is unchanged, it rewrites the metadata)
     v_embedded_fields := fields;
-    fields := fields || ARRAY(SELECT f FROM unnest(v_filters) f WHERE NOT f = ANY (fields));
-    v_field_types := v_field_types || v_filter_types;
-
-    SELECT string_agg(embedq._comparable('n', f.name, f.type), ', ' ORDER BY f.ord),
-           string_agg(embedq._comparable('o', f.name, f.type), ', ' ORDER BY f.ord)
-    INTO v_new_fields, v_old_fields
-    FROM unnest(fields, v_field_types) WITH ORDINALITY AS f(name, type, ord);
 
     -- Re-registering replaces the previous definition (and its triggers, wherever they were).
     PERFORM embedq.unregister_source(v_content_type, cancel_jobs => false)
@@ -188,71 +308,7 @@ BEGIN
     INSERT INTO embedq.sources (content_type, table_name, key_column, fields, priority, template, filters)
     VALUES (v_content_type, v_table, key_column, v_embedded_fields, priority, template, v_filters);
 
-    -- INSERT and DELETE: every row in the transition table is queued, with the statement's op.
-    FOR v_names IN
-        SELECT t.*, x.op, x.transition, x.event
-        FROM embedq._trigger_names(v_content_type) t
-        JOIN (VALUES ('insert', 'upsert', 'new_rows', 'INSERT ON %s REFERENCING NEW TABLE AS new_rows'),
-                     ('delete', 'delete', 'old_rows', 'DELETE ON %s REFERENCING OLD TABLE AS old_rows'))
-            AS x(kind, op, transition, event) USING (kind)
-    LOOP
-        EXECUTE format('CREATE OR REPLACE FUNCTION embedq.%I() RETURNS trigger LANGUAGE plpgsql AS %L',
-                       v_names.function_name, format($body$
-            DECLARE
-                already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
-            BEGIN
-                INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-                SELECT s.content_type, %3$L, s.priority, touched.ids
-                FROM (SELECT array_agg(r.%1$I::text) FILTER (WHERE r.%1$I IS NOT NULL) AS ids FROM %4$I r) touched
-                CROSS JOIN embedq.sources s
-                WHERE s.content_type = %2$L AND s.enabled AND touched.ids IS NOT NULL;
-                IF FOUND AND NOT already_waiting THEN
-                    PERFORM pg_notify('embedq_jobs', '');
-                END IF;
-                RETURN NULL;
-            END
-        $body$, key_column, v_content_type, v_names.op, v_names.transition));
-        EXECUTE format('CREATE TRIGGER %I AFTER %s FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
-                       v_names.trigger_name, format(v_names.event, v_table), v_names.function_name);
-    END LOOP;
-
-    -- The UPDATE trigger joins old and new rows. Its query is run with EXECUTE so it is planned
-    -- for each statement's row count: a cached plan made for a one-row update would be a
-    -- nested loop, quadratic for a 100,000-row update.
-    SELECT * INTO v_names FROM embedq._trigger_names(v_content_type) WHERE kind = 'update';
-    EXECUTE format('CREATE OR REPLACE FUNCTION embedq.%I() RETURNS trigger LANGUAGE plpgsql AS %L',
-                   v_names.function_name, format($body$
-        DECLARE
-            already_waiting boolean := EXISTS (SELECT 1 FROM embedq.job_inbox);
-            queued bigint;
-        BEGIN
-            EXECUTE %1$L;
-            GET DIAGNOSTICS queued = ROW_COUNT;
-            IF queued > 0 AND NOT already_waiting THEN
-                PERFORM pg_notify('embedq_jobs', '');
-            END IF;
-            RETURN NULL;
-        END
-    $body$, format($q$
-            INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids)
-            SELECT s.content_type, touched.op, s.priority, touched.ids
-            FROM (
-                SELECT 'upsert'::embedq.job_op AS op, array_agg(n.%1$I::text) AS ids
-                FROM new_rows n LEFT JOIN old_rows o ON o.%1$I = n.%1$I
-                WHERE n.%1$I IS NOT NULL AND (o.%1$I IS NULL OR (%3$s) IS DISTINCT FROM (%4$s))
-                UNION ALL
-                SELECT 'delete'::embedq.job_op, array_agg(o.%1$I::text)
-                FROM old_rows o
-                WHERE o.%1$I IS NOT NULL AND NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.%1$I = o.%1$I)
-            ) AS touched CROSS JOIN embedq.sources s
-            WHERE s.content_type = %2$L AND s.enabled AND touched.ids IS NOT NULL
-        $q$, key_column, v_content_type,
-        CASE WHEN cardinality(fields) = 1 THEN v_new_fields ELSE 'ROW(' || v_new_fields || ')' END,
-        CASE WHEN cardinality(fields) = 1 THEN v_old_fields ELSE 'ROW(' || v_old_fields || ')' END)));
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION embedq.%I()',
-                   v_names.trigger_name, v_table, v_names.function_name);
-
+    PERFORM embedq._source_triggers(v_content_type);
 END
 $register$;
 
@@ -278,9 +334,11 @@ BEGIN
         END IF;
         EXECUTE format('DROP FUNCTION IF EXISTS embedq.%I()', v_names.function_name);
     END LOOP;
+    IF cancel_jobs THEN
+        PERFORM embedq.jobs_ingest(NULL);  -- all of it, while registered: ingest drops unregistered types' rows
+    END IF;
     DELETE FROM embedq.sources s WHERE s.content_type = v_source.content_type;
     IF cancel_jobs THEN
-        PERFORM embedq.jobs_ingest();
         UPDATE embedq.jobs j
         SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
             last_error = 'content type unregistered'

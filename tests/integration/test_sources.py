@@ -160,3 +160,30 @@ async def test_a_disabled_source_queues_nothing(conn):
     await conn.execute("INSERT INTO embedq_sample.comments (post_id, body) VALUES ($1, 'c')", post_id)
     await conn.execute("SELECT embedq.jobs_ingest()")
     assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE content_type = 'comment'") == 0
+
+
+@pytest.mark.parametrize(
+    ("key_type", "old_key", "new_key"),
+    [
+        ("bigint", "7", "8"),
+        ("uuid", "6f1c8a52-6f4b-4b7e-9a43-0d6f5e9c1a10", "0b8e2c1e-3d9a-4c1f-8e0a-5a1b2c3d4e5f"),
+        ("varchar(20)", "old-slug", "new-slug"),
+        ("numeric", "1.5", "2.50"),
+        ('text COLLATE "C"', "Straße", "STRASSE"),
+    ],
+)
+async def test_a_key_change_is_a_delete_and_an_upsert_whatever_the_key_type(conn, key_type, old_key, new_key):
+    await conn.execute(f"CREATE TABLE keyed (k {key_type} PRIMARY KEY, body text, other int)")
+    await conn.execute("SELECT embedq.register_source('keyed', 'keyed', ARRAY['body'], key_column => 'k')")
+    await conn.execute("INSERT INTO keyed VALUES ($1::text::" + key_type.split()[0] + ", 'b', 0)", old_key)
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+
+    await conn.execute("UPDATE keyed SET other = 1")  # neither the key nor a field: nothing
+    await conn.execute("UPDATE keyed SET k = $1::text::" + key_type.split()[0], new_key)
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    pending = await conn.fetch("SELECT op::text, source_id FROM embedq.jobs WHERE status = 'pending'")
+    stored_new = await conn.fetchval("SELECT k::text FROM keyed")
+    assert sorted(tuple(r) for r in pending) == [("delete", old_key), ("upsert", stored_new)]
+    rows = await conn.fetch("SELECT * FROM embedq.source_rows('keyed', $1)", [stored_new])
+    assert [r["fields"] for r in rows] == [{"body": "b"}]

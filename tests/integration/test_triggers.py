@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
+import psycopg
 import pytest
 
 SAMPLE_ROWS = {
@@ -212,3 +214,151 @@ async def test_statement_touching_nothing_embedded_sends_no_notify(conn, dsn):
     finally:
         await listener.close()
     assert notifications == ["probe"]
+
+
+class Wakeups:
+    """NOTIFYs on embedq_jobs seen by a separate connection."""
+
+    def __init__(self, listener) -> None:
+        self.listener = listener
+        self.seen: list[str] = []
+
+    @classmethod
+    async def listening(cls, dsn: str) -> Wakeups:
+        from embedq import db
+
+        wakeups = cls(await db.connect(dsn, "embedq-tests-listen"))
+        await wakeups.listener.add_listener("embedq_jobs", lambda *args: wakeups.seen.append(args[3]))
+        return wakeups
+
+    async def since_last(self, conn) -> int:
+        """Wake-ups delivered since the last call; a marker of our own flushes the ones in flight."""
+        await conn.execute("SELECT pg_notify('embedq_jobs', 'marker')")
+        for _ in range(250):
+            if "marker" in self.seen:
+                break
+            await asyncio.sleep(0.02)
+        count = len([p for p in self.seen if p != "marker"])
+        self.seen.clear()
+        return count
+
+    async def close(self) -> None:
+        await self.listener.close()
+
+
+async def test_many_single_row_statements_in_one_transaction_wake_the_listeners_once(conn, dsn):
+    wakeups = await Wakeups.listening(dsn)
+    try:
+        async with conn.transaction():
+            for n in range(50):
+                await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ($1)", f"post {n}")
+                await conn.execute("UPDATE embedq_sample.posts SET body = 'edited' WHERE title = $1", f"post {n}")
+        assert await wakeups.since_last(conn) == 1
+        assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 50
+
+        # the next transaction finds the inbox empty again and wakes them
+        await conn.execute("DELETE FROM embedq_sample.posts WHERE title = 'post 7'")
+        assert await wakeups.since_last(conn) == 1
+    finally:
+        await wakeups.close()
+
+
+async def test_a_rolled_back_savepoint_takes_its_rows_and_its_wakeup_with_it(conn, dsn):
+    wakeups = await Wakeups.listening(dsn)
+    try:
+        async with conn.transaction():
+            with contextlib.suppress(RuntimeError):
+                async with conn.transaction():  # a savepoint
+                    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('rolled back')")
+                    raise RuntimeError
+            kept = await conn.fetchval("INSERT INTO embedq_sample.posts (title) VALUES ('kept') RETURNING id")
+        assert await wakeups.since_last(conn) == 1
+        assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 1
+        assert await conn.fetchval("SELECT source_id FROM embedq.jobs WHERE content_type = 'post'") == str(kept)
+
+        # a savepoint rolled back alone: nothing queued, nobody woken
+        async with conn.transaction():
+            with contextlib.suppress(RuntimeError):
+                async with conn.transaction():
+                    await conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('rolled back')")
+                    raise RuntimeError
+        assert await wakeups.since_last(conn) == 0
+        assert await conn.fetchval("SELECT count(*) FROM embedq.job_inbox") == 0
+    finally:
+        await wakeups.close()
+
+
+async def test_single_row_updates_then_a_bulk_one_queue_exactly_the_changed_rows(conn):
+    """The UPDATE trigger's plan is cached after a few statements; it must stay right for any size."""
+    await conn.execute("INSERT INTO embedq_sample.courses (title) SELECT 'c' || g FROM generate_series(1, 3000) g")
+    await mark_all_done(conn)
+    for row_id in range(1, 21):
+        await conn.execute("UPDATE embedq_sample.courses SET title = title || '!' WHERE id = $1", row_id)
+    # 2,000 rows change an embedded field, 1,000 another column, and one row changes its key
+    await conn.execute(
+        "UPDATE embedq_sample.courses SET title = CASE WHEN id <= 2000 THEN title || '?' ELSE title END, "
+        "price_cents = 1, id = CASE WHEN id = 3000 THEN 9999 ELSE id END"
+    )
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    pending = await conn.fetch(
+        "SELECT op::text, source_id FROM embedq.jobs WHERE content_type = 'course' AND status = 'pending'"
+    )
+    assert sorted((r["op"], int(r["source_id"])) for r in pending) == sorted(
+        [("upsert", n) for n in range(1, 2001)] + [("delete", 3000), ("upsert", 9999)]
+    )
+
+
+async def test_rows_without_a_key_queue_nothing_and_block_nothing(conn):
+    await conn.execute("CREATE TABLE handles (handle text UNIQUE, bio text)")
+    await conn.execute("SELECT embedq.register_source('handle', 'handles', ARRAY['bio'], key_column => 'handle')")
+    await conn.execute("INSERT INTO handles VALUES (NULL, 'anonymous'), ('ada', 'maths'), (NULL, 'also anonymous')")
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    await conn.execute("UPDATE embedq.jobs SET status = 'done', finished_at = now()")
+    await conn.execute("UPDATE handles SET bio = bio || '!'")  # every row, keyed or not
+    await conn.execute("UPDATE handles SET handle = 'grace' WHERE bio = 'anonymous!'")  # gains a key
+    await conn.execute("UPDATE handles SET handle = NULL WHERE handle = 'ada'")  # loses it
+    await conn.execute("SELECT embedq.jobs_ingest()")
+    pending = await conn.fetch("SELECT op::text, source_id FROM embedq.jobs WHERE status = 'pending'")
+    assert sorted(tuple(r) for r in pending) == [("delete", "ada"), ("upsert", "grace")]
+
+
+async def test_upgrading_rebuilds_the_triggers_of_existing_registrations(conn, dsn):
+    from embedq import migrations
+
+    await conn.execute("UPDATE embedq.sources SET enabled = false WHERE content_type = 'comment'")
+    migrations.downgrade(dsn, "0005")
+    # a trigger function as an earlier embedq wrote it: it queues under a name we can recognise
+    await conn.execute(
+        "CREATE OR REPLACE FUNCTION embedq.source_post_insert() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN INSERT INTO embedq.job_inbox (content_type, op, priority, source_ids) "
+        "SELECT 'older', 'upsert', 9, array_agg(r.id::text) FROM new_rows r; RETURN NULL; END $$"
+    )
+    before = await conn.fetch("SELECT * FROM embedq.sources ORDER BY content_type")
+    migrations.upgrade(dsn)
+
+    post_id = await conn.fetchval("INSERT INTO embedq_sample.posts (title) VALUES ('after') RETURNING id")
+    assert await conn.fetchval("SELECT embedq.jobs_ingest()") == 1
+    assert tuple(await conn.fetchrow("SELECT content_type, source_id, priority FROM embedq.jobs")) == (
+        "post",
+        str(post_id),
+        4,
+    )
+    assert await conn.fetch("SELECT * FROM embedq.sources ORDER BY content_type") == before  # disabled stays so
+
+
+async def test_upgrading_stops_at_a_registration_whose_columns_are_gone_and_names_it(conn, dsn):
+    from embedq import migrations
+
+    await conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text, draft text)")
+    await conn.execute("SELECT embedq.register_source('note', 'notes', ARRAY['body', 'draft'])")
+    migrations.downgrade(dsn, "0005")
+    await conn.execute("ALTER TABLE notes DROP COLUMN draft")
+    with pytest.raises(
+        psycopg.errors.UndefinedColumn, match=r"column draft of source 'note' no longer exists in table public\.notes"
+    ):
+        migrations.upgrade(dsn)
+    assert migrations.current(dsn) == "0005"
+
+    await conn.execute("SELECT embedq.unregister_source('note')")
+    migrations.upgrade(dsn)
+    assert migrations.current(dsn) == migrations.head()
