@@ -326,7 +326,7 @@ async def test_upgrading_rebuilds_the_triggers_of_existing_registrations(conn, d
     from embedq import migrations
 
     await conn.execute("UPDATE embedq.sources SET enabled = false WHERE content_type = 'comment'")
-    migrations.downgrade(dsn, "0005")
+    migrations.downgrade(dsn, "0007")
     # a trigger function as an earlier embedq wrote it: it queues under a name we can recognise
     await conn.execute(
         "CREATE OR REPLACE FUNCTION embedq.source_post_insert() RETURNS trigger LANGUAGE plpgsql AS "
@@ -351,7 +351,7 @@ async def test_upgrading_stops_at_a_registration_whose_columns_are_gone_and_name
 
     await conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text, draft text)")
     await conn.execute("SELECT embedq.register_source('note', 'notes', ARRAY['body', 'draft'])")
-    migrations.downgrade(dsn, "0005")
+    migrations.downgrade(dsn, "0007")
     await conn.execute("ALTER TABLE notes DROP COLUMN draft")
     with pytest.raises(
         psycopg.errors.UndefinedColumn, match=r"column draft of source 'note' no longer exists in table public\.notes"
