@@ -357,7 +357,7 @@ async def test_upgrading_stops_at_a_registration_whose_columns_are_gone_and_name
         psycopg.errors.UndefinedColumn, match=r"column draft of source 'note' no longer exists in table public\.notes"
     ):
         migrations.upgrade(dsn)
-    assert migrations.current(dsn) == "0005"
+    assert migrations.current(dsn) == "0007"
 
     await conn.execute("SELECT embedq.unregister_source('note')")
     migrations.upgrade(dsn)
