@@ -234,7 +234,9 @@ class Listener:
 
     async def run(self, *, drain: bool = False) -> Totals:
         app = self.settings.application_name
-        pool = await db.create_pool(self.dsn, f"{app}-listener", min_size=1, max_size=self.config.concurrency + 3)
+        pool = await db.create_pool(
+            self.dsn, f"{app}-listener", min_size=1, max_size=self.config.concurrency + 3, worker=True
+        )
         store = JobStore(pool)
         tasks: list[asyncio.Task] = []
         try:

@@ -46,7 +46,9 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resolved_dsn = dsn or db.resolve_dsn(settings)
-        pool = await db.create_pool(resolved_dsn, f"{settings.application_name}-webhook", min_size=1, max_size=10)
+        pool = await db.create_pool(
+            resolved_dsn, f"{settings.application_name}-webhook", min_size=1, max_size=10, worker=True
+        )
         used_embedder = embedder or create_embedder(settings)
         events = EventHub(resolved_dsn, f"{settings.application_name}-events")
         stop_events = asyncio.Event()
