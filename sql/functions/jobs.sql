@@ -77,7 +77,10 @@ DECLARE
 BEGIN
     WITH taken AS (
         DELETE FROM embedq.job_inbox i
-        WHERE i.id IN (SELECT x.id FROM embedq.job_inbox x ORDER BY x.id LIMIT p_max_rows FOR UPDATE SKIP LOCKED)
+        -- the most urgent statements first: a backlog written as thousands of statements must not
+        -- make an urgent edit wait for as many claims (a type's statements stay in their order)
+        WHERE i.id IN (SELECT x.id FROM embedq.job_inbox x ORDER BY x.priority, x.id LIMIT p_max_rows
+                       FOR UPDATE SKIP LOCKED)
         RETURNING i.*
     ), touched AS (
         SELECT t.content_type, u.source_id,

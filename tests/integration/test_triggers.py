@@ -362,3 +362,15 @@ async def test_upgrading_stops_at_a_registration_whose_columns_are_gone_and_name
     await conn.execute("SELECT embedq.unregister_source('note')")
     migrations.upgrade(dsn)
     assert migrations.current(dsn) == migrations.head()
+
+
+async def test_urgent_statements_are_ingested_before_a_backlog_of_statements(conn):
+    for n in range(50):  # a backlog written one statement at a time, at the comments' priority (5)
+        await conn.execute(
+            "INSERT INTO embedq_sample.comments (post_id, body) VALUES ($1, $2)",
+            await conn.fetchval("INSERT INTO embedq_sample.posts (title) VALUES ($1) RETURNING id", f"post {n}"),
+            f"comment {n}",
+        )
+    course = await conn.fetchval("INSERT INTO embedq_sample.courses (title) VALUES ('urgent') RETURNING id")
+    await conn.execute("SELECT embedq.jobs_ingest(1)")  # room for one statement's keys
+    assert await conn.fetch("SELECT content_type, source_id FROM embedq.jobs") == [("course", str(course))]
