@@ -133,6 +133,10 @@ class Claimer:
                 plan = await self.sink.plan()
                 jobs = await self.claim(plan)
                 if jobs:
+                    if len(jobs) >= plan.limit:
+                        # a full claim: more is waiting, and the other workers may be asleep (their
+                        # claims found nothing while this one was ingesting the inbox)
+                        self.wake.set()
                     self.totals.add(await self.sink.take(jobs))
                     if self.heartbeat is not None:
                         await self.heartbeat.announce_if_changed()

@@ -3,6 +3,7 @@ in which batches, and when a draining listener stops."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import pytest
@@ -177,3 +178,61 @@ async def test_the_claim_follows_the_sinks_plan():
 
     assert (job.content_type, job.status, job.attempts, job.max_attempts) == ("course", JobStatus.DISPATCHED, 0, 7)
     assert (job.lease_expires_at - job.updated_at).total_seconds() == 42.0
+
+
+class SlowSink(RecordingSink):
+    """Takes its time over each batch and notes how many batches are in hand at once."""
+
+    def __init__(self, *args, seconds: float = 0.05) -> None:
+        super().__init__(*args)
+        self.seconds = seconds
+        self.in_hand = 0
+        self.most_in_hand = 0
+
+    async def take(self, jobs: Sequence[Job]) -> SinkOutcome:
+        self.in_hand += 1
+        self.most_in_hand = max(self.most_in_hand, self.in_hand)
+        try:
+            await asyncio.sleep(self.seconds)
+            return await super().take(jobs)
+        finally:
+            self.in_hand -= 1
+
+
+class IngestingStore(InMemoryJobStore):
+    """The first claim moves the triggers' inbox into the jobs, which takes a while: claims made
+    meanwhile find nothing (PostgreSQL's concurrent claims do not see the uncommitted jobs)."""
+
+    def __init__(self) -> None:
+        super().__init__(SOURCES)
+        self.ingesting = False
+        self.ingested = False
+
+    async def claim(self, *args, **kwargs) -> list[Job]:
+        if not self.ingested:
+            if self.ingesting:
+                return []
+            self.ingesting = True
+            await asyncio.sleep(0.02)
+            self.ingested = True
+        return await super().claim(*args, **kwargs)
+
+
+async def test_a_full_claim_wakes_the_workers_that_found_nothing():
+    # Workers that found nothing sleep until a notification or the poll timer, and rows written
+    # while the inbox already holds rows send no notification: a worker whose claim comes back
+    # full wakes the others, so the whole listener works on a backlog, not one worker alone.
+    store = IngestingStore()
+    write(store, *["course"] * 60)
+    config = ListenerConfig(batch_size=10, batch_window=0.0, poll_interval=60.0)
+    sink = SlowSink(store, HashEmbedder(), config)
+    claimer = Claimer(store, sink, config, worker="unit", model=None)
+    workers = [asyncio.create_task(claimer.work()) for _ in range(3)]
+    for _ in range(300):
+        if sum(len(b) for b in batches(claimer)) >= 60:
+            break
+        await asyncio.sleep(0.01)
+    claimer.stop()
+    await asyncio.gather(*workers)
+    assert sum(len(b) for b in batches(claimer)) == 60
+    assert sink.most_in_hand == 3
