@@ -33,7 +33,8 @@ class Heartbeat(WorkerHeartbeat):
     async def announce_if_changed(self) -> None:
         """Against what was announced: a trial publish (half-open) that succeeds is a change too."""
         if self.sink.mode != self.announced_mode:
-            logger.warning(
+            # the failure that caused it was a warning already (listener/sinks.py)
+            logger.info(
                 "delivery mode changed",
                 extra={"action": "mode", "worker": self.worker, "from": self.announced_mode, "to": self.sink.mode},
             )

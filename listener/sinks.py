@@ -161,7 +161,7 @@ class QStashSink:
             metrics.BREAKER_OPEN.set(1)
             logger.warning(
                 f"{exc.hint}: processing jobs here, trying QStash again every {self.circuit.cool_down:g} s",
-                extra={"action": "start", "problem": exc.problem, "error": str(exc)},
+                extra={"action": "qstash_check", "problem": exc.problem, "error": str(exc)},
             )
 
     @property

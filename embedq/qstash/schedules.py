@@ -61,8 +61,8 @@ class QStashSchedules(PeriodicService):
             ids = await upsert_qstash_schedules(self.settings)
         except QStashCallError as exc:
             self.failures += 1
-            if self.failures == 1:
-                logger.warning(
+            if self.failures == 1:  # the listener's start-up check warns of the same cause
+                logger.info(
                     f"{exc.hint}: the QStash schedules are upserted once it answers "
                     f"(tried again every {self.interval:g} s)",
                     extra={"action": self.action, "problem": exc.problem, "error": str(exc)},
