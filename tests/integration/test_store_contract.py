@@ -442,4 +442,6 @@ async def test_workers_and_queue_counts(backend):
     assert (await backend.store.oldest_pending_age() or 0) >= 0
     assert [j.id for j in await backend.store.recent(JobStatus.PROCESSING, 10)] == [taken.id]
     await backend.store.announce_worker("w1", "qstash", "closed")
+    await backend.store.announce_worker("webhook:w2", "qstash", "closed", role="webhook")
+    await backend.store.note_problem("w1", "the webhook at x answered 401")
     await backend.store.forget_worker("w1")
