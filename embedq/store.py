@@ -145,7 +145,7 @@ class Store(Protocol):
         cause: FailureCause | None = None,
     ) -> list[Transition]: ...
 
-    async def undelivered(self, message_id: str, reason: str) -> list[Transition]: ...
+    async def undelivered(self, message_id: str, reason: str, job_ids: Sequence[int] = ()) -> list[Transition]: ...
 
     async def requeue(self, ids: Sequence[int]) -> list[Requeued]: ...
 
@@ -257,10 +257,11 @@ class JobStore:
         )
         return [Transition(r["id"], JobStatus(r["status"])) for r in rows]
 
-    async def undelivered(self, message_id: str, reason: str) -> list[Transition]:
+    async def undelivered(self, message_id: str, reason: str, job_ids: Sequence[int] = ()) -> list[Transition]:
         """QStash ended a message without an outcome (reason: why): its jobs still waiting for it
-        count a failed delivery and an attempt, and go back to the queue (or die out of attempts)."""
-        rows = await self.pool.fetch(query("jobs_undelivered"), message_id, reason)
+        count a failed delivery and an attempt, and go back to the queue (or die out of attempts).
+        job_ids (the message's body) also finds them if the message id was never recorded."""
+        rows = await self.pool.fetch(query("jobs_undelivered"), message_id, reason, list(job_ids))
         return [Transition(r["id"], JobStatus(r["status"])) for r in rows]
 
     async def requeue(self, ids: Sequence[int]) -> list[Requeued]:

@@ -486,9 +486,15 @@ class InMemoryJobStore:
             transitions.append(Transition(changed.id, changed.status))
         return transitions
 
-    async def undelivered(self, message_id: str, reason: str) -> list[Transition]:
+    async def undelivered(self, message_id: str, reason: str, job_ids: Sequence[int] = ()) -> list[Transition]:
         now = self.clock()
-        waiting = [j for j in self.jobs.values() if j.message_id == message_id and j.status is JobStatus.DISPATCHED]
+        named = set(job_ids)
+        waiting = [
+            j
+            for j in self.jobs.values()
+            if j.status is JobStatus.DISPATCHED
+            and (j.message_id == message_id or (j.message_id is None and j.id in named))
+        ]
         transitions = []
         for job in sorted(waiting, key=lambda j: j.id):
             retry = job.attempts + 1 < job.max_attempts

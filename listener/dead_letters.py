@@ -82,11 +82,13 @@ class DeadLetterReader(PeriodicService):
             failed = from_failure_callback(json.loads(entry.get("body") or ""))
         except (ValueError, TypeError, AttributeError):
             return Undelivered("", self.failures_url, None, dlq_id=dlq_id)
-        return Undelivered(failed.message_id, failed.url, failed.status, failed.body, failed.headers, dlq_id)
+        return Undelivered(
+            failed.message_id, failed.url, failed.status, failed.body, failed.headers, dlq_id, failed.job_ids
+        )
 
     async def _take_care_of(self, entry: Undelivered) -> None:
         reason = f"QStash gave up: {entry.reason}"
-        transitions = await self.store.undelivered(entry.message_id, db.storable_text(reason))
+        transitions = await self.store.undelivered(entry.message_id, db.storable_text(reason), entry.job_ids)
         if not transitions:
             return  # reported before (the callback, another listener), or its jobs ended since
         logger.warning(

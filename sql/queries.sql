@@ -294,7 +294,7 @@ SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6)
 SELECT embedq.unregister_source($1)
 
 -- name: jobs_undelivered
-SELECT * FROM embedq.jobs_undelivered($1, $2)
+SELECT * FROM embedq.jobs_undelivered($1, $2, $3::bigint[])
 
 -- name: workers_note_problem
 UPDATE embedq.workers SET problem = $2, problem_at = now() WHERE name = $1

@@ -139,7 +139,7 @@ async def post_failures(request: Request) -> Response:
     except (UnicodeDecodeError, ValueError) as exc:
         return error(400, f"not a QStash failure callback: {exc}")
     reason = f"QStash gave up after {callback.get('retried', '?')} retries: {undelivered.reason}"
-    transitions = await state.store.undelivered(undelivered.message_id, db.storable_text(reason))
+    transitions = await state.store.undelivered(undelivered.message_id, db.storable_text(reason), undelivered.job_ids)
     logger.warning(
         "QStash could not deliver a message",
         extra={

@@ -22,6 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from embedq.errors import InvalidInput
+from embedq.qstash.messages import parse_message
+
 #: how much of the webhook's answer a reason quotes
 DETAIL_MAX_CHARS = 300
 
@@ -39,6 +42,8 @@ class Undelivered:
     headers: Mapping[str, Sequence[str]] | None = None
     #: QStash's id of the DLQ entry, to delete it once the jobs are taken care of
     dlq_id: str | None = None
+    #: the jobs the message carried (its body): found even if its id was never recorded
+    job_ids: tuple[int, ...] = ()
 
     @property
     def reason(self) -> str:
@@ -151,6 +156,9 @@ def from_dead_letter(entry: Mapping[str, Any]) -> Undelivered:
     body = entry.get("responseBody")
     if body is None and entry.get("responseBodyBase64"):
         body = _decode(entry["responseBodyBase64"])
+    sent = entry.get("body")
+    if sent is None and isinstance(entry.get("bodyBase64"), str):
+        sent = _decode(entry["bodyBase64"])
     return Undelivered(
         message_id=str(entry.get("messageId", "")),
         url=str(entry.get("url", "")),
@@ -158,6 +166,7 @@ def from_dead_letter(entry: Mapping[str, Any]) -> Undelivered:
         body=str(body or ""),
         headers=entry.get("responseHeader") if isinstance(entry.get("responseHeader"), dict) else None,
         dlq_id=entry.get("dlqId"),
+        job_ids=_job_ids(sent),
     )
 
 
@@ -176,7 +185,18 @@ def from_failure_callback(callback: Mapping[str, Any]) -> Undelivered:
         body=_decode(body),
         headers=callback.get("header") if isinstance(callback.get("header"), dict) else None,
         dlq_id=callback.get("dlqId") if isinstance(callback.get("dlqId"), str) else None,
+        job_ids=_job_ids(_decode(callback["sourceBody"]) if isinstance(callback.get("sourceBody"), str) else None),
     )
+
+
+def _job_ids(sent: Any) -> tuple[int, ...]:
+    """The job ids of a message's body; none if it is not one of embedq's."""
+    if not isinstance(sent, str):
+        return ()
+    try:
+        return parse_message(sent.encode()).job_ids
+    except InvalidInput:
+        return ()
 
 
 def _status(value: Any) -> int | None:

@@ -252,9 +252,12 @@ $$;
 -- again, or processed by a listener once EMBEDQ_MAX_FAILED_DELIVERIES is reached), or `dead`
 -- out of attempts, with cause `delivery`. The message id is cleared: the same message reported
 -- twice (callback and DLQ) counts once, and a job published again meanwhile is not touched.
+-- p_job_ids (the ids in the message's body) also finds the jobs whose message was never recorded
+-- (the database went away between the publish and jobs_set_message): they would otherwise
+-- wait for their publish lease to lapse.
 -- plpgsql (here and below wherever a body reads columns of a later revision): every revision
 -- re-applies this file, and only plpgsql bodies are not checked against the tables up front.
-CREATE OR REPLACE FUNCTION embedq.jobs_undelivered(p_message_id text, p_reason text)
+CREATE OR REPLACE FUNCTION embedq.jobs_undelivered(p_message_id text, p_reason text, p_job_ids bigint[] DEFAULT NULL)
 RETURNS TABLE (id bigint, status embedq.job_status)
 LANGUAGE plpgsql
 AS $$
@@ -270,7 +273,8 @@ BEGIN
             cause = CASE WHEN j.attempts + 1 < j.max_attempts THEN NULL ELSE 'delivery'::embedq.failure_cause END,
             run_after = now(), lease_expires_at = NULL, message_id = NULL, updated_at = now(),
             last_error = left(format('QStash message %s: %s', p_message_id, p_reason), 2000)
-        WHERE j.message_id = p_message_id AND j.status = 'dispatched'
+        WHERE j.status = 'dispatched'
+          AND (j.message_id = p_message_id OR (j.message_id IS NULL AND j.id = ANY (p_job_ids)))
         RETURNING j.id, j.status, j.content_type, j.source_id, j.last_error
     ), announced AS (
         SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(c.id, c.content_type, c.source_id, c.status, c.last_error)))
@@ -373,13 +377,15 @@ BEGIN
         WHERE p_worker_timeout IS NOT NULL AND w.seen_at < now() - p_worker_timeout
           AND pg_postmaster_start_time() < now() - p_worker_timeout
     ), lost AS (
-        SELECT j.id, (j.status = 'dispatched')::integer AS undelivered, j.lease_expires_at < now() AS expired
+        -- expired leases: a range of the jobs_lease_expiry index; workers gone: usually none
+        SELECT j.id, (j.status = 'dispatched')::integer AS undelivered, true AS expired
         FROM embedq.jobs j
-        WHERE j.status IN ('processing', 'dispatched')
-          AND (j.lease_expires_at < now()
-               OR (j.status = 'processing' AND EXISTS (
-                       SELECT 1 FROM gone g
-                       WHERE j.locked_by = g.name OR starts_with(j.locked_by, g.name || ':'))))
+        WHERE j.status IN ('processing', 'dispatched') AND j.lease_expires_at < now()
+        UNION
+        SELECT j.id, 0, false
+        FROM gone g
+        JOIN embedq.jobs j ON j.status = 'processing' AND j.lease_expires_at >= now()
+                          AND (j.locked_by = g.name OR starts_with(j.locked_by, g.name || ':'))
     ), changed AS (
         UPDATE embedq.jobs j
         SET status = CASE WHEN j.attempts + l.undelivered < j.max_attempts

@@ -1,6 +1,6 @@
 -- Undoes 0010_delivery.sql. The functions stay at head's version (see 0003's downgrade): the
 -- ones that read the new columns go with them.
-DROP FUNCTION IF EXISTS embedq.jobs_undelivered(text, text);
+DROP FUNCTION IF EXISTS embedq.jobs_undelivered(text, text, bigint[]);
 DROP FUNCTION IF EXISTS embedq.jobs_fail(bigint[], integer[], text, boolean, double precision, double precision,
                                          double precision, interval, text);
 DROP FUNCTION IF EXISTS embedq.jobs_rescue(interval);

@@ -306,6 +306,18 @@ async def test_dispatch_then_accept_or_undispatch_or_undelivered(backend):
     assert rescued.last_error.startswith("publishing by contract did not finish")
 
 
+async def test_a_message_never_recorded_is_found_by_the_jobs_it_carried(backend):
+    await backend.write("course", {"title": "published, its message id lost with the database"})
+    [dispatched] = await claim(backend, to=JobStatus.DISPATCHED)
+
+    assert await backend.store.undelivered("msg-lost", "QStash gave up") == []
+    [transition] = await backend.store.undelivered("msg-lost", "QStash gave up", [dispatched.id])
+
+    assert transition.status is JobStatus.FAILED
+    assert (await job(backend, dispatched.id)).failed_deliveries == 1
+    assert await backend.store.undelivered("msg-lost", "reported twice", [dispatched.id]) == []
+
+
 async def test_every_failed_delivery_is_an_attempt_until_the_job_dies_of_it(backend):
     await backend.write("course", {"title": "never delivered"})
     for attempt in (1, 2):

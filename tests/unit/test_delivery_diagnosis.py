@@ -119,8 +119,12 @@ def test_a_dead_letter_entry_and_a_failure_callback_read_alike():
         "retried": 3,
         "dlqId": "1700000000000-0",
     }
+    sent = json.dumps({"jobs": [{"id": 7, "content_type": "course", "source_id": "1", "op": "upsert"}, {"id": 9}]})
+    entry["body"] = sent
+    callback["sourceBody"] = base64.b64encode(sent.encode()).decode()
     from_dlq, from_callback = from_dead_letter(entry), from_failure_callback(callback)
     assert from_dlq == from_callback
+    assert from_dlq.job_ids == (7, 9)  # found even if the message id was never recorded
     assert (from_dlq.message_id, from_dlq.status, from_dlq.dlq_id) == ("msg_1", 401, "1700000000000-0")
     assert "QSTASH_CURRENT_SIGNING_KEY" in from_dlq.reason
 
@@ -128,6 +132,7 @@ def test_a_dead_letter_entry_and_a_failure_callback_read_alike():
 def test_a_dead_letter_without_an_answer_and_a_binary_one():
     no_answer = from_dead_letter({"messageId": "msg_2", "url": URL, "responseBody": "ConnectError: refused"})
     assert no_answer.status is None and "could not reach" in no_answer.reason
+    assert no_answer.job_ids == ()
     binary = from_dead_letter(
         {"messageId": "msg_3", "url": URL, "responseStatus": 500, "responseBodyBase64": base64.b64encode(b"\xff!")}
     )
