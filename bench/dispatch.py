@@ -53,7 +53,8 @@ async def main() -> None:
         await conn.execute("SELECT embedq.jobs_ingest()")  # the backlog: pending jobs
         async with QStashServer(time_scale=0.001) as qstash, serve_app(receiver) as receiver_url:
             env = {**qstash.env, "EMBEDQ_WEBHOOK_URL": f"{receiver_url}/v1/jobs"}
-            settings = dataclasses.replace(Settings.from_env(env, database_url=dsn))
+            # the receiver ends no job: uncapped, the listener publishes the whole backlog (the rate measured here)
+            settings = dataclasses.replace(Settings.from_env(env, database_url=dsn), dispatch_max_in_flight=args.jobs)
             listener = Listener(dsn, HashEmbedder(), settings, ListenerConfig(poll_interval=0.5))
             start = time.perf_counter()
             totals = await listener.run(drain=True)

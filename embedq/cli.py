@@ -24,6 +24,7 @@ from embedq.display import console, print_json, say
 from embedq.errors import EmbedqError, InvalidInput
 from embedq.maintenance import run_maintenance
 from embedq.qstash.messages import MAX_JOB_ID
+from embedq.search import parse_filters
 from embedq.settings import Settings
 from embedq.store import JobStore
 
@@ -252,10 +253,35 @@ def search(
     text: Annotated[str, typer.Argument(help="What to look for, in any language.")],
     content_type: TypesOption = None,
     k: Annotated[int, typer.Option("-k", help="How many results.", min=1, max=1000)] = 10,
+    hybrid: Annotated[
+        bool, typer.Option("--hybrid", help="Fuse keyword matches with the vectors (exact codes and names).")
+    ] = False,
+    min_score: Annotated[
+        float | None, typer.Option("--min-score", help="Least cosine similarity of a hit (-1 to 1).")
+    ] = None,
+    filter_pairs: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="KEY=VALUE on a column the source registered as filterable (repeatable)."),
+    ] = None,
+    chunks: Annotated[bool, typer.Option("--chunks", help="Chunks, not one hit per row.")] = False,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many hits (paging).", min=0)] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """Semantic search over the embedded rows with the active model."""
-    hits = _with_client(lambda client: client.search(text, k=k, types=content_type))
+    """Search the embedded rows with the active model: one hit per row, best first."""
+    filters = parse_filters(filter_pairs or [])
+    hits = _with_client(
+        lambda client: client.search(
+            text,
+            k=k,
+            types=content_type,
+            min_score=min_score,
+            hybrid=hybrid,
+            filters=filters,
+            chunks=chunks,
+            offset=offset,
+            origin="cli",
+        )
+    )
     if as_json:
         print_json([h.as_json() for h in hits])
     else:

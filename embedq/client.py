@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -39,6 +39,7 @@ from embedq.providers import create_embedder
 from embedq.providers.base import Embedder
 from embedq.queries import query
 from embedq.rows import RowState, RowStatus
+from embedq.search import FilterValue, Hit, Origin
 from embedq.settings import Settings
 from embedq.status import Status, read_status
 
@@ -54,26 +55,6 @@ EVENTS_CHANNEL = "embedq_events"
 WAIT_POLL_SECONDS = 2.0
 #: the errors a bad registration raises: bad values, unknown tables and columns, constraints
 _REGISTRATION_ERRORS = (asyncpg.DataError, asyncpg.SyntaxOrAccessError, asyncpg.IntegrityConstraintViolationError)
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result: a chunk of a row, best first. `score` is the cosine similarity."""
-
-    content_type: str
-    source_id: str
-    score: float
-    content: str
-    chunk_index: int
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "content_type": self.content_type,
-            "source_id": self.source_id,
-            "score": self.score,
-            "content": self.content,
-            "chunk_index": self.chunk_index,
-        }
 
 
 @dataclass(frozen=True)
@@ -222,17 +203,26 @@ class AsyncClient:
         priority: int = 3,
         key_column: str = "id",
         template: str | None = None,
+        filters: Sequence[str] | None = None,
     ) -> None:
         """Embed the rows of `table` as `content_type`: triggers queue a job whenever one of
         `fields` changes. `template` lays out the text (`{column}` placeholders); without one,
-        each field becomes a `Label: value` line. Registering again replaces the registration.
-        Rows that exist already are queued by `backfill(content_type)`."""
+        each field becomes a `Label: value` line. `filters` name columns copied into the
+        vectors' metadata, for `search(..., filters={...})`. Registering again replaces the
+        registration. Rows that exist already are queued by `backfill(content_type)`."""
         if isinstance(fields, str):
             raise InvalidInput(f"fields must be a list of column names, not the string {fields!r}")
         pool = await self.pool()
         try:
             await pool.execute(
-                query("sources_register"), content_type, table, list(fields), priority, key_column, template
+                query("sources_register"),
+                content_type,
+                table,
+                list(fields),
+                priority,
+                key_column,
+                template,
+                list(filters) if filters is not None else None,
             )
         except _REGISTRATION_ERRORS as exc:
             raise InvalidInput(_message(exc)) from None
@@ -255,20 +245,36 @@ class AsyncClient:
         k: int = 10,
         types: Sequence[str] | None = None,
         min_score: float | None = None,
+        hybrid: bool = False,
+        filters: Mapping[str, FilterValue] | None = None,
+        chunks: bool = False,
+        offset: int = 0,
+        *,
+        origin: Origin = "python",
     ) -> list[Hit]:
-        """The k chunks nearest to `text` (embedded with the active model), best first; `types`
-        limits the content types, `min_score` drops hits below that cosine similarity."""
+        """The k rows nearest to `text` (embedded with the active model), best first, each with its
+        best chunk (`chunks=True`: the chunks themselves). `types` limits the content types,
+        `min_score` drops hits below that cosine similarity, `filters` keeps rows whose filterable
+        columns hold these values, `offset` pages. `hybrid=True` fuses keyword matches with the
+        vectors, so exact tokens (codes, names) are found too. Logged in embedq.search_log."""
         if isinstance(types, str):
             types = [types]
         if min_score is not None and not math.isfinite(min_score):
             raise InvalidInput("min_score must be a finite number")
         async with self.connection() as conn:
-            # logged in embedq.search_log, whose origins are the CLI and HTTP (the CLI runs on this)
-            found = await searching.search(
-                conn, self.embedder(), text, k=k, content_types=list(types) if types else None, origin="cli"
+            return await searching.search(
+                conn,
+                self.embedder(),
+                text,
+                k=k,
+                content_types=list(types) if types else None,
+                origin=origin,
+                hybrid=hybrid,
+                min_score=min_score,
+                filters=filters,
+                chunks=chunks,
+                offset=offset,
             )
-        hits = [Hit(h.content_type, h.source_id, h.similarity, h.content, h.chunk_index) for h in found]
-        return [h for h in hits if min_score is None or h.score >= min_score]
 
     @_translated
     async def row_status(self, content_type: str, source_id: object) -> RowStatus:
@@ -454,16 +460,27 @@ class Client:
         priority: int = 3,
         key_column: str = "id",
         template: str | None = None,
+        filters: Sequence[str] | None = None,
     ) -> None:
-        self._call(self._async.register_source(content_type, table, fields, priority, key_column, template))
+        self._call(self._async.register_source(content_type, table, fields, priority, key_column, template, filters))
 
     def unregister_source(self, content_type: str) -> None:
         self._call(self._async.unregister_source(content_type))
 
     def search(
-        self, text: str, k: int = 10, types: Sequence[str] | None = None, min_score: float | None = None
+        self,
+        text: str,
+        k: int = 10,
+        types: Sequence[str] | None = None,
+        min_score: float | None = None,
+        hybrid: bool = False,
+        filters: Mapping[str, FilterValue] | None = None,
+        chunks: bool = False,
+        offset: int = 0,
+        *,
+        origin: Origin = "python",
     ) -> list[Hit]:
-        return self._call(self._async.search(text, k, types, min_score))
+        return self._call(self._async.search(text, k, types, min_score, hybrid, filters, chunks, offset, origin=origin))
 
     def row_status(self, content_type: str, source_id: object) -> RowStatus:
         return self._call(self._async.row_status(content_type, source_id))

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from embedq import chunking, content, metrics
 from embedq.db import CONNECTION_ERRORS, storable_text
 from embedq.errors import PermanentError, ProcessingError, RetryableError
 from embedq.jobs import FailureCause, Job, JobStatus
+from embedq.metadata import row_metadata
 from embedq.providers.base import Embedder
 from embedq.settings import Settings
 from embedq.store import ChunkWrite, Key, SourceWrite, Store
@@ -42,6 +44,7 @@ class Plan:
     to_embed: list[int] = field(default_factory=list)  # chunk indexes
     deleted: bool = False
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)  # embedq.metadata.row_metadata
 
 
 @dataclass
@@ -69,6 +72,15 @@ def chunk_row(
         text, max_tokens, min(settings.chunk_overlap_tokens, max_tokens // 4), embedder.count_tokens
     )
     return chunks, [content_hash(embedder.model, c) for c in chunks]
+
+
+def observe_write_to_vector(done: Sequence[Job]) -> None:
+    """embedq_write_to_vector_seconds{priority}: from the row's write (the job's created_at, its
+    first write when edits coalesced) to now, just after its vectors were committed."""
+    committed = datetime.now(UTC)
+    for job in done:
+        seconds = max((committed - job.created_at).total_seconds(), 0.0)  # the database's clock may be ahead
+        metrics.WRITE_TO_VECTOR_SECONDS.labels(str(job.priority)).observe(seconds)
 
 
 #: Retry-After for jobs whose failure could not be recorded (the database is away)
@@ -175,6 +187,7 @@ class Processor:
                         continue
                     stored = existing.get(key, {})
                     plan.to_embed = [i for i, h in enumerate(plan.hashes) if stored.get(i) != h]
+                    plan.metadata = row_metadata(len(plan.chunks), source.filters, values)
                 plans[key] = plan
             return plans
 
@@ -252,13 +265,14 @@ class Processor:
                 chunk_count=len(plan.chunks),
                 deleted=plan.deleted,
                 chunks=[
-                    ChunkWrite(i, plan.vectors[i], plan.hashes[i], plan.chunks[i], {"chunks": len(plan.chunks)})
-                    for i in plan.to_embed
+                    ChunkWrite(i, plan.vectors[i], plan.hashes[i], plan.chunks[i], plan.metadata) for i in plan.to_embed
                 ],
+                metadata=plan.metadata,
             )
             for plan in ready
         }
         confirmed = await self.store.complete(jobs, self.embedder.model, writes)
+        observe_write_to_vector([j for j in jobs if j.id in confirmed])
         outcome.done.extend(j.id for j in jobs if j.id in confirmed)
         outcome.lost.extend(j.id for j in jobs if j.id not in confirmed)
         mine = [plan for plan in ready if any(j.id in confirmed for j in by_key[plan.key])]

@@ -79,6 +79,54 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class PriorityTier:
+    """Priorities `first` to `last` (both included, 1 = most urgent). In QStash mode each tier is
+    published under its own flow-control key, with its own parallelism (None: the tier takes
+    EMBEDQ_QSTASH_PARALLELISM) and its own cap of jobs in flight, so no tier queues behind another."""
+
+    first: int
+    last: int
+    parallelism: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"p{self.first}" if self.first == self.last else f"p{self.first}-{self.last}"
+
+
+#: the latency targets embedq is designed for: 1-2 within 10 s, 3-4 within a minute, 5-9 within 5 minutes
+DEFAULT_TIERS = (PriorityTier(1, 2), PriorityTier(3, 4), PriorityTier(5, 9))
+PRIORITIES = range(1, 10)
+#: jobs of one tier in flight: enough to keep the tier's deliveries busy while the listener refills
+#: (8 deliveries of 100 jobs); bench/priorities.py drains a 20,000-job backlog as fast with 1,000
+#: as with 4,000, and 0.8x as fast with 500, 0.7x with 200
+DEFAULT_DISPATCH_MAX_IN_FLIGHT = 1000
+
+
+def _tiers(raw: str) -> tuple[PriorityTier, ...]:
+    """`1-2,3-4,5-9`, each tier optionally with its parallelism: `1-2:4,3-4:2,5-9:2`. The tiers
+    must cover priorities 1 to 9 in order, without gaps or overlaps."""
+    tiers = []
+    for item in raw.split(","):
+        bounds, _, parallelism = item.strip().partition(":")
+        first, _, last = bounds.partition("-")
+        try:
+            tier = PriorityTier(
+                int(first), int(last or first), _positive_int(parallelism) if parallelism.strip() else None
+            )
+        except ValueError:
+            raise ValueError(f"{item.strip()!r} is not a tier like 1-2 or 1-2:4 (priorities:parallelism)") from None
+        tiers.append(tier)
+    expected_first = PRIORITIES.start
+    for tier in tiers:
+        if tier.first != expected_first or tier.last < tier.first:
+            raise ValueError(f"tiers must cover priorities 1 to 9 in order; {tier.name} does not follow on")
+        expected_first = tier.last + 1
+    if expected_first != PRIORITIES.stop:
+        raise ValueError("tiers must cover priorities 1 to 9; the last one must end at 9")
+    return tuple(tiers)
+
+
 def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def convert(raw: str) -> str:
         if raw.lower() not in choices:
@@ -116,8 +164,12 @@ class Settings:
     #: how long a published message may take (QStash's retries included) before it is re-published
     dispatch_timeout: float = 3600.0
     qstash_retries: int = 3
-    #: deliveries QStash runs at once for embedq (flow control): bounds the load on the provider
+    #: deliveries QStash runs at once per priority tier (flow control): bounds the load on the provider
     qstash_parallelism: int = 8
+    #: priority tiers, each with its own flow-control key, parallelism and cap of jobs in flight
+    qstash_tiers: tuple[PriorityTier, ...] = DEFAULT_TIERS
+    #: jobs of one tier published and not yet done; the rest wait in the outbox, most urgent first
+    dispatch_max_in_flight: int = DEFAULT_DISPATCH_MAX_IN_FLIGHT
     breaker_failures: int = 3
     breaker_cooldown: float = 30.0
     host: str = "127.0.0.1"
@@ -212,6 +264,10 @@ class Settings:
             dispatch_timeout=_parse(env, "EMBEDQ_DISPATCH_TIMEOUT", _non_negative_float, 3600.0),
             qstash_retries=_parse(env, "EMBEDQ_QSTASH_RETRIES", int, 3),
             qstash_parallelism=_parse(env, "EMBEDQ_QSTASH_PARALLELISM", _positive_int, 8),
+            qstash_tiers=_parse(env, "EMBEDQ_QSTASH_TIERS", _tiers, DEFAULT_TIERS),
+            dispatch_max_in_flight=_parse(
+                env, "EMBEDQ_DISPATCH_MAX_IN_FLIGHT", _positive_int, DEFAULT_DISPATCH_MAX_IN_FLIGHT
+            ),
             breaker_failures=_parse(env, "EMBEDQ_BREAKER_FAILURES", _positive_int, 3),
             breaker_cooldown=_parse(env, "EMBEDQ_BREAKER_COOLDOWN", _non_negative_float, 30.0),
             host=env.get("EMBEDQ_HOST") or "127.0.0.1",
@@ -257,6 +313,9 @@ class Settings:
     def public_url(self, path: str) -> str | None:
         base = self.webhook_base_url
         return None if base is None else base + path
+
+    def tier_parallelism(self, tier: PriorityTier) -> int:
+        return tier.parallelism or self.qstash_parallelism
 
     @property
     def embedded(self) -> bool:

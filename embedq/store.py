@@ -24,6 +24,8 @@ from embedq.jobs import FailureCause, Job, JobStatus
 from embedq.queries import query
 
 Key = tuple[str, str]
+#: (first, last) priorities, both included; None leaves that end open
+PriorityRange = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -37,11 +39,14 @@ class Source:
     priority: int
     enabled: bool = True
     template: str | None = None
+    #: columns whose values are copied into the vectors' metadata, for search filters
+    filters: tuple[str, ...] = ()
 
     @classmethod
     def from_record(cls, record: Any) -> Source:
         values = dict(record)
         values["fields"] = tuple(values["fields"])
+        values["filters"] = tuple(values.get("filters") or ())
         return cls(**values)
 
 
@@ -88,11 +93,14 @@ class ChunkWrite:
 @dataclass
 class SourceWrite:
     """The vectors of one row after processing: the chunks to (re)write, how many chunks the row
-    has now (surplus stored chunks go), or that the row is deleted (all its vectors go)."""
+    has now (surplus stored chunks go), or that the row is deleted (all its vectors go).
+    `metadata`: the row's metadata, written to its unchanged chunks too when it differs (a
+    filterable column changed but the text did not)."""
 
     chunk_count: int = 0
     chunks: list[ChunkWrite] = field(default_factory=list)
     deleted: bool = False
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,12 @@ class Store(Protocol):
         max_attempts: int,
         model: str | None,
         to: JobStatus = JobStatus.PROCESSING,
+        priorities: PriorityRange | None = None,
     ) -> list[Job]: ...
+
+    async def in_flight_by_priority(self) -> dict[int, int]: ...
+
+    async def has_runnable(self, priorities: PriorityRange) -> bool: ...
 
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None: ...
 
@@ -198,10 +211,21 @@ class JobStore:
         max_attempts: int,
         model: str | None,
         to: JobStatus = JobStatus.PROCESSING,
+        priorities: PriorityRange | None = None,
     ) -> list[Job]:
+        """Up to `limit` runnable jobs, most urgent first; only of `priorities` when given."""
         name = "jobs_claim" if to is JobStatus.PROCESSING else "jobs_claim_dispatch"
-        rows = await self.pool.fetch(query(name), worker, limit, lease, max_attempts, model)
+        first, last = priorities or (None, None)
+        rows = await self.pool.fetch(query(name), worker, limit, lease, max_attempts, model, first, last)
         return [Job.from_record(r) for r in rows]
+
+    async def in_flight_by_priority(self) -> dict[int, int]:
+        """Jobs claimed and not ended yet (dispatched or processing), by priority."""
+        return {r["priority"]: r["jobs"] for r in await self.pool.fetch(query("jobs_in_flight_by_priority"))}
+
+    async def has_runnable(self, priorities: PriorityRange) -> bool:
+        """Whether a job of these priorities could be claimed now (any model, busy rows included)."""
+        return await self.pool.fetchval(query("jobs_runnable_within"), *priorities)
 
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None:
         """Record the QStash message that carries each group of dispatched jobs, in one transaction."""
@@ -320,6 +344,19 @@ class JobStore:
                     [c.content for _, c in upserts],
                     [c.metadata for _, c in upserts],
                 )
+            restamped = [
+                (key, w.metadata)
+                for key, w in writes.items()
+                if key in mine and not w.deleted and w.metadata is not None
+            ]
+            if restamped:
+                await conn.execute(
+                    query("embeddings_set_metadata"),
+                    model,
+                    [k[0] for k, _ in restamped],
+                    [k[1] for k, _ in restamped],
+                    [m for _, m in restamped],
+                )
             kept = [(key, w.chunk_count) for key, w in writes.items() if key in mine and not w.deleted]
             if kept:
                 await conn.execute(
@@ -384,6 +421,7 @@ __all__ = [
     "JobStore",
     "Key",
     "Model",
+    "PriorityRange",
     "QueueCount",
     "Requeued",
     "Source",

@@ -26,7 +26,7 @@ import numpy as np
 
 from embedq.errors import PermanentError, RetryableError
 from embedq.jobs import FailureCause, Job, JobOp, JobStatus
-from embedq.store import Key, Model, QueueCount, Requeued, Source, SourceWrite, Transition
+from embedq.store import Key, Model, PriorityRange, QueueCount, Requeued, Source, SourceWrite, Transition
 
 
 class HashEmbedder:
@@ -308,17 +308,24 @@ class InMemoryJobStore:
         max_attempts: int,
         model: str | None,
         to: JobStatus = JobStatus.PROCESSING,
+        priorities: PriorityRange | None = None,
     ) -> list[Job]:
         if to not in IN_FLIGHT:
             raise ValueError(f"jobs are claimed for processing or dispatched, not {to}")
         self._ingest()
         now = self.clock()
         busy = {j.key for j in self.jobs.values() if j.status in IN_FLIGHT}
+        first, last = priorities or (None, None)
         claimable = sorted(
             (
                 j
                 for j in self.jobs.values()
-                if j.status in RUNNABLE and j.run_after <= now and self._for_model(j, model) and j.key not in busy
+                if j.status in RUNNABLE
+                and j.run_after <= now
+                and (first is None or j.priority >= first)
+                and (last is None or j.priority <= last)
+                and self._for_model(j, model)
+                and j.key not in busy
             ),
             key=lambda j: (j.priority, j.run_after, j.id),
         )[:limit]
@@ -334,6 +341,23 @@ class InMemoryJobStore:
             )
             for j in claimable
         ]
+
+    async def in_flight_by_priority(self) -> dict[int, int]:
+        counts: dict[int, int] = defaultdict(int)
+        for job in self.jobs.values():
+            if job.status in IN_FLIGHT:
+                counts[job.priority] += 1
+        return dict(counts)
+
+    async def has_runnable(self, priorities: PriorityRange) -> bool:
+        now, (first, last) = self.clock(), priorities
+        return any(
+            j.status in RUNNABLE
+            and j.run_after <= now
+            and (first is None or j.priority >= first)
+            and (last is None or j.priority <= last)
+            for j in self.jobs.values()
+        )
 
     async def set_messages(self, messages: Sequence[tuple[Sequence[int], str]], lease: float) -> None:
         now = self.clock()

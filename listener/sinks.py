@@ -6,6 +6,12 @@ it, and hands the jobs over (`take()`), whatever the sink does with them.
   priority (QStash bills per message and per delivery). It owns the circuit breaker: while
   QStash fails it asks for processing claims and hands them to its LocalSink, and a publish
   that fails hands its jobs there too (undispatched first, so they are processed here now).
+
+Priorities hold under a backlog in both modes. Claims take the most urgent runnable jobs first.
+In QStash mode each priority tier (EMBEDQ_QSTASH_TIERS) is claimed up to its own cap of jobs in
+flight (EMBEDQ_DISPATCH_MAX_IN_FLIGHT) and published under its own flow-control key: a backlog
+fills its own tier's cap and its own QStash lane, and an urgent job is published at once, into
+a lane where it does not queue behind the backlog's messages.
 """
 
 from __future__ import annotations
@@ -23,26 +29,47 @@ from embedq.listener.breaker import BreakerState, CircuitBreaker
 from embedq.processing import Outcome, Processor
 from embedq.qstash.client import PublishError, QStashCallError, QStashClient
 from embedq.qstash.messages import deduplication_id, message_batches, message_body
-from embedq.settings import Settings
-from embedq.store import Store
+from embedq.settings import PriorityTier, Settings
+from embedq.store import PriorityRange, Store
 
 logger = logging.getLogger(__name__)
 
 #: how long a dispatch claim may take to publish; delivery then gets EMBEDQ_DISPATCH_TIMEOUT
 PUBLISH_LEASE_SECONDS = 120.0
-#: flow control key: QStash runs at most EMBEDQ_QSTASH_PARALLELISM deliveries of it at once
+#: prefix of the flow-control keys, one per priority tier (`embedq-webhook-p1-2`): QStash runs at
+#: most the tier's parallelism of deliveries of each key at once
 FLOW_CONTROL_KEY = "embedq-webhook"
+#: while a tier is at its cap, the listener looks for room this often: jobs ending at the
+#: webhook make room, and wake no listener
+CAPPED_RECHECK_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class TierClaim:
+    """Up to `limit` jobs of `priorities` (first, last; None: open)."""
+
+    priorities: PriorityRange
+    limit: int
 
 
 @dataclass(frozen=True)
 class ClaimPlan:
-    """What a sink wants claimed next."""
+    """What a sink wants claimed next: up to `limit` jobs of any priority, or, with `tiers`,
+    each tier's jobs up to its own limit."""
 
     limit: int
     lease: float
     to: JobStatus = JobStatus.PROCESSING
     #: a claim of low-priority jobs short of `limit` waits this long for more (0: never)
     batch_window: float = 0.0
+    tiers: tuple[TierClaim, ...] = ()
+    #: a tier at its cap holds runnable jobs back: claim again after this long even if nothing
+    #: wakes the listener (and do not count the queue as drained)
+    recheck: float | None = None
+
+    def parts(self) -> tuple[TierClaim, ...]:
+        """What to claim, most urgent first."""
+        return self.tiers or (TierClaim((None, None), self.limit),)
 
 
 @dataclass
@@ -64,7 +91,7 @@ class Sink(Protocol):
     @property
     def breaker(self) -> BreakerState: ...
 
-    def plan(self) -> ClaimPlan: ...
+    async def plan(self) -> ClaimPlan: ...
 
     async def take(self, jobs: Sequence[Job]) -> SinkOutcome: ...
 
@@ -89,7 +116,7 @@ class LocalSink:
     def breaker(self) -> BreakerState:
         return BreakerState.CLOSED
 
-    def plan(self) -> ClaimPlan:
+    async def plan(self) -> ClaimPlan:
         return ClaimPlan(self.batch_size, self.lease_seconds, JobStatus.PROCESSING, self.batch_window)
 
     async def take(self, jobs: Sequence[Job]) -> SinkOutcome:
@@ -141,6 +168,12 @@ class QStashSink:
         self.circuit = breaker or CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
         self.jobs_url = settings.public_url("/v1/jobs")
         self.failures_url = settings.public_url("/v1/failures")
+        self.tiers = settings.qstash_tiers
+        #: the tiers' priorities, the first and last left open so that no priority is ever left out
+        self.claim_ranges: list[PriorityRange] = [
+            (None if n == 0 else t.first, None if n == len(self.tiers) - 1 else t.last)
+            for n, t in enumerate(self.tiers)
+        ]
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store, local: LocalSink) -> QStashSink:
@@ -168,14 +201,32 @@ class QStashSink:
     def breaker(self) -> BreakerState:
         return self.circuit.state
 
-    def plan(self) -> ClaimPlan:
+    async def plan(self) -> ClaimPlan:
+        """Each tier up to its room under EMBEDQ_DISPATCH_MAX_IN_FLIGHT (counted over every
+        listener: jobs dispatched or at a webhook), at most EMBEDQ_DISPATCH_BATCH at once."""
         if not self.circuit.allows_publish():
-            return self.local.plan()
+            return await self.local.plan()
+        in_flight = await self.store.in_flight_by_priority()
+        claims = []
+        for priorities in self.claim_ranges:
+            busy = sum(n for priority, n in in_flight.items() if _within(priority, priorities))
+            room = max(self.settings.dispatch_max_in_flight - busy, 0)
+            claims.append(TierClaim(priorities, min(room, self.settings.dispatch_batch)))
+        held_back = False
+        if any(c.limit == 0 for c in claims):
+            await self.store.ingest()  # what the triggers queued counts too (claims ingest, this one may not)
+            for claim in claims:
+                held_back = held_back or (claim.limit == 0 and await self.store.has_runnable(claim.priorities))
         return ClaimPlan(
             self.settings.dispatch_batch,
             min(PUBLISH_LEASE_SECONDS, self.settings.dispatch_timeout),
             JobStatus.DISPATCHED,
+            tiers=tuple(claims),
+            recheck=CAPPED_RECHECK_SECONDS if held_back else None,
         )
+
+    def tier_of(self, priority: int) -> PriorityTier:
+        return next(t for t, r in zip(self.tiers, self.claim_ranges, strict=True) if _within(priority, r))
 
     async def take(self, jobs: Sequence[Job]) -> SinkOutcome:
         to_publish = [j for j in jobs if j.status is JobStatus.DISPATCHED]
@@ -239,7 +290,7 @@ class QStashSink:
                 "deduplication_id": deduplication_id(batch),
                 "failure_callback": self.failures_url,
                 "retries": self.settings.qstash_retries,
-                "flow_control": {"key": FLOW_CONTROL_KEY, "parallelism": self.settings.qstash_parallelism},
+                "flow_control": self._flow_control(batch[0].priority),
             }
             for batch in batches
         ]
@@ -257,5 +308,15 @@ class QStashSink:
             "jobs published", extra={"action": "publish", "job_ids": [j.id for j in jobs], "messages": len(batches)}
         )
 
+    def _flow_control(self, priority: int) -> dict[str, Any]:
+        """A message's jobs share one priority (message_batches): its tier's key and parallelism."""
+        tier = self.tier_of(priority)
+        return {"key": f"{FLOW_CONTROL_KEY}-{tier.name}", "parallelism": self.settings.tier_parallelism(tier)}
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _within(priority: int, priorities: PriorityRange) -> bool:
+    first, last = priorities
+    return (first is None or priority >= first) and (last is None or priority <= last)

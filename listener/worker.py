@@ -29,7 +29,7 @@ from embedq.periodic import sleep_until
 from embedq.processing import Processor
 from embedq.providers.base import Embedder
 from embedq.settings import Settings
-from embedq.store import JobStore, Store
+from embedq.store import JobStore, PriorityRange, Store
 from embedq.workers import heartbeat_interval, worker_name
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ class Claimer:
             # Cleared before claiming: a notification that lands after the claim wakes us again.
             self.wake.clear()
             try:
-                jobs = await self.claim()
+                plan = await self.sink.plan()
+                jobs = await self.claim(plan)
                 if jobs:
                     self.totals.add(await self.sink.take(jobs))
                     if self.heartbeat is not None:
@@ -141,15 +142,23 @@ class Claimer:
                 logger.warning("cannot claim; database unavailable", extra={"action": "claim", "error": str(exc)})
                 await sleep_until(self.wake, min(self.config.poll_interval, UNREACHABLE_RETRY_SECONDS))
                 continue
+            if plan.recheck is not None:
+                # a tier at its cap: jobs it holds back become claimable as its jobs end, which
+                # no notification announces (a draining listener waits for them too)
+                await sleep_until(self.wake, min(plan.recheck, self.config.poll_interval))
+                continue
             if drain:
                 return
             await sleep_until(self.wake, self.config.poll_interval)
 
-    async def claim(self) -> list[Job]:
-        """What the sink asks for; a short claim of low-priority jobs waits the batch window once
-        for more, so they share one provider call."""
-        plan = self.sink.plan()
-        jobs = await self._claim(plan, plan.limit)
+    async def claim(self, plan: ClaimPlan | None = None) -> list[Job]:
+        """What the sink asks for (each of its tiers, most urgent first); a short claim of
+        low-priority jobs waits the batch window once for more, so they share one provider call."""
+        plan = plan or await self.sink.plan()
+        jobs: list[Job] = []
+        for part in plan.parts():
+            if part.limit > 0:
+                jobs += await self._claim(plan, part.limit, part.priorities)
         if jobs and self._worth_waiting_for_more(plan, jobs):
             await asyncio.sleep(plan.batch_window)
             jobs += await self._claim(plan, plan.limit - len(jobs))
@@ -159,14 +168,21 @@ class Claimer:
             )
         return jobs
 
-    async def _claim(self, plan: ClaimPlan, limit: int) -> list[Job]:
+    async def _claim(self, plan: ClaimPlan, limit: int, priorities: PriorityRange | None = None) -> list[Job]:
         return await self.store.claim(
-            self.worker, limit, lease=plan.lease, max_attempts=self.config.max_attempts, model=self.model, to=plan.to
+            self.worker,
+            limit,
+            lease=plan.lease,
+            max_attempts=self.config.max_attempts,
+            model=self.model,
+            to=plan.to,
+            priorities=priorities,
         )
 
     def _worth_waiting_for_more(self, plan: ClaimPlan, jobs: list[Job]) -> bool:
         return (
             plan.batch_window > 0
+            and not plan.tiers
             and len(jobs) < plan.limit
             and min(j.priority for j in jobs) >= self.config.batch_window_min_priority
         )

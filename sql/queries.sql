@@ -8,13 +8,13 @@ SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')
 SELECT to_regclass('embedq.jobs') IS NOT NULL
 
 -- name: jobs_claim
-SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'processing', $5)
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'processing', $5, $6, $7)
 
 -- name: jobs_ingest
 SELECT embedq.jobs_ingest()
 
 -- name: jobs_claim_dispatch
-SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched', $5)
+SELECT * FROM embedq.jobs_claim($1, $2, make_interval(secs => $3), $4, 'dispatched', $5, $6, $7)
 
 -- name: jobs_set_message
 SELECT embedq.jobs_set_message($1::bigint[], $2, make_interval(secs => $3))
@@ -88,7 +88,7 @@ SELECT count(*) FROM embedq.jobs WHERE status IN ('pending', 'failed', 'processi
 SELECT count(*) FROM embedq.jobs WHERE status = 'done' AND finished_at >= now() - make_interval(secs => $1)
 
 -- name: sources_list
-SELECT content_type, table_name, key_column, fields, priority, enabled, template
+SELECT content_type, table_name, key_column, fields, priority, enabled, template, filters
 FROM embedq.sources ORDER BY priority, content_type
 
 -- name: source_rows
@@ -280,7 +280,7 @@ SELECT pg_try_advisory_lock(7406219, hashtext($1))
 SELECT pg_advisory_unlock(7406219, hashtext($1))
 
 -- name: sources_get
-SELECT content_type, table_name, key_column, fields, priority, enabled, template
+SELECT content_type, table_name, key_column, fields, priority, enabled, template, filters
 FROM embedq.sources WHERE content_type = $1
 
 -- name: sources_row_estimate
@@ -288,10 +288,85 @@ FROM embedq.sources WHERE content_type = $1
 SELECT greatest(c.reltuples, 0)::bigint FROM pg_class c WHERE c.oid = $1::regclass
 
 -- name: sources_register
-SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6)
+SELECT embedq.register_source($1, $2::regclass, $3::text[], $4, $5, $6, $7::text[])
 
 -- name: sources_unregister
 SELECT embedq.unregister_source($1)
+
+-- name: embeddings_set_metadata
+-- A row's metadata on all its chunks (those whose text did not change keep their vectors).
+UPDATE embedq.embeddings e SET metadata = s.metadata
+FROM unnest($2::text[], $3::text[], $4::jsonb[]) AS s(content_type, source_id, metadata)
+WHERE e.model = $1 AND e.content_type = s.content_type AND e.source_id = s.source_id
+  AND e.metadata IS DISTINCT FROM s.metadata
+
+-- name: search_vector
+SELECT content_type, source_id, chunk_index, similarity AS score, similarity, content
+FROM embedq.search($1::vector, $2, $3::text[], $4, filters => $5::jsonb, min_score => $6, chunks => $7,
+                   match_offset => $8)
+
+-- name: search_hybrid
+SELECT content_type, source_id, chunk_index, score, similarity, content
+FROM embedq.hybrid_search($1, $2::vector, $3, $4::text[], $5, filters => $6::jsonb, min_score => $7, chunks => $8,
+                          match_offset => $9)
+
+-- name: jobs_in_flight_by_priority
+-- Jobs claimed and not ended (published to QStash, or being processed), by priority: QStash mode
+-- caps them per priority tier. Only in-flight rows are read (the partial index jobs_in_flight).
+SELECT priority, count(*) AS jobs FROM embedq.jobs
+WHERE status IN ('processing', 'dispatched') GROUP BY priority
+
+-- name: jobs_runnable_within
+-- Whether a job of priorities $1 .. $2 (NULL: open) is runnable now: a tier at its cap holds it
+-- back. One probe of jobs_claimable (priority, run_after, id).
+SELECT EXISTS (
+    SELECT 1 FROM embedq.jobs
+    WHERE status IN ('pending', 'failed') AND run_after <= now()
+      AND priority >= coalesce($1::integer, -32768) AND priority <= coalesce($2::integer, 32767))
+
+-- name: jobs_history_depth
+-- Jobs not ended at the end of each of the last 60 minutes (for the current minute: now), by
+-- priority. A job counts from its created_at (the row's first write) to its finished_at. Only
+-- unfinished jobs and jobs ended within the hour are read (three partial-index scans); each
+-- adds +1 at the minute it was written (or the first minute) and -1 at the minute it ended,
+-- and a running sum gives the depth. No job at all: one row per minute, priority NULL.
+WITH hour AS (
+    SELECT date_trunc('minute', now()) - interval '59 minutes' AS first_minute
+), relevant AS (
+    SELECT priority, created_at, finished_at FROM embedq.jobs WHERE status IN ('pending', 'failed')
+    UNION ALL
+    SELECT priority, created_at, finished_at FROM embedq.jobs WHERE status IN ('processing', 'dispatched')
+    UNION ALL
+    SELECT j.priority, j.created_at, j.finished_at FROM embedq.jobs j, hour
+    WHERE j.status IN ('done', 'dead') AND j.finished_at >= hour.first_minute
+), changes AS (
+    SELECT r.priority, greatest(date_trunc('minute', r.created_at), hour.first_minute) AS minute, 1 AS change
+    FROM relevant r, hour
+    UNION ALL
+    SELECT r.priority, date_trunc('minute', r.finished_at), -1 FROM relevant r WHERE r.finished_at IS NOT NULL
+), per_minute AS (
+    SELECT priority, minute, sum(change) AS change FROM changes GROUP BY priority, minute
+)
+SELECT p.priority, m.minute,
+       coalesce(sum(c.change) OVER (PARTITION BY p.priority ORDER BY m.minute), 0)::bigint AS jobs
+FROM hour
+CROSS JOIN generate_series(hour.first_minute, hour.first_minute + interval '59 minutes', interval '1 minute') AS m(minute)
+LEFT JOIN (SELECT DISTINCT priority FROM per_minute) AS p ON true
+LEFT JOIN per_minute c ON c.priority = p.priority AND c.minute = m.minute
+ORDER BY p.priority, m.minute
+
+-- name: jobs_history_latency
+-- Write -> vector seconds (created_at, the row's first write, to finished_at, when its vectors
+-- were committed) of the jobs done in each of the last 60 minutes, by priority: how many,
+-- the median and the 99th percentile. Jobs a replay marked done as superseded wrote no vectors
+-- (last_error says so) and are left out.
+SELECT priority, date_trunc('minute', finished_at) AS minute, count(*) AS jobs,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))::float8 AS p50,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - created_at))::float8 AS p99
+FROM embedq.jobs
+WHERE status = 'done' AND last_error IS NULL AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+GROUP BY priority, date_trunc('minute', finished_at)
+ORDER BY priority, minute
 
 -- name: jobs_undelivered
 SELECT * FROM embedq.jobs_undelivered($1, $2, $3::bigint[])

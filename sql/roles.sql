@@ -89,7 +89,10 @@ GRANT EXECUTE ON FUNCTION
     embedq.jobs_requeue, embedq.jobs_cancel, embedq.jobs_queue, embedq.jobs_announce, embedq.jobs_undelivered,
     embedq.source_rows, embedq.source_page, embedq.backfill,
     embedq.model_ensure, embedq.model_activate, embedq.model_index_state, embedq.model_index_ddl,
-    embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name
+    embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name,
+    embedq.hybrid_search, embedq._search_model, embedq._search_check_page, embedq._search_filter,
+    embedq._nearest_chunks, embedq._nearest_rows, embedq._search_log, embedq._keyword_weights, embedq._keyword_hits,
+    embedq.fts_query_terms, embedq.fts_document, embedq._fts_plain_text, embedq._fts_cjk_characters
 TO embedq_listener;
 
 -- 3. embedq_webhook ----------------------------------------------------------------------------
@@ -111,7 +114,10 @@ GRANT EXECUTE ON FUNCTION
     embedq.jobs_ingest, embedq.jobs_accept, embedq.jobs_complete, embedq.jobs_fail,
     embedq.jobs_undelivered, embedq.jobs_requeue, embedq.jobs_announce,
     embedq.source_rows, embedq.model_ensure, embedq.model_index_state,
-    embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name
+    embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name,
+    embedq.hybrid_search, embedq._search_model, embedq._search_check_page, embedq._search_filter,
+    embedq._nearest_chunks, embedq._nearest_rows, embedq._search_log, embedq._keyword_weights, embedq._keyword_hits,
+    embedq.fts_query_terms, embedq.fts_document, embedq._fts_plain_text, embedq._fts_cjk_characters
 TO embedq_webhook;
 
 -- 4. The registered source tables --------------------------------------------------------------

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from embedq import operations
+from embedq.errors import InvalidInput, NotFound
 from embedq.jobs import JobStatus
 from embedq.qstash.messages import MAX_JOB_ID
 from embedq.webhook.auth import ADMIN
@@ -58,15 +60,14 @@ async def post_job_replay(request: Request) -> Response:
     job_id: int = request.path_params["id"]
     if not 1 <= job_id <= MAX_JOB_ID:
         return error(404, f"job {job_id} does not exist")
-    requeued = await state.store.requeue([job_id])
-    job = await state.store.get(job_id)
-    if job is None:
-        return error(404, f"job {job_id} does not exist")
-    if not requeued:
-        return error(409, f"job {job_id} is {job.status}; only failed, dead or done jobs can be replayed")
-    merged_into = requeued[0].merged_into
-    logger.info("job replayed", extra={"action": "replay", "job_id": job_id, "merged_into": merged_into})
-    return JSONResponse({"id": job_id, "status": str(job.status), "merged_into": merged_into})
+    try:
+        retried = await operations.retry_job(state.store, job_id)
+    except NotFound as exc:
+        return error(404, str(exc))
+    except InvalidInput as exc:
+        return error(409, str(exc))
+    logger.info("job replayed", extra={"action": "replay", "job_id": job_id, "merged_into": retried.merged_into})
+    return JSONResponse({"id": job_id, "status": str(retried.job.status), "merged_into": retried.merged_into})
 
 
 routes = [

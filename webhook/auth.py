@@ -1,7 +1,7 @@
 """Who may call what, decided in one place: a Starlette authentication backend grants scopes to
 each request, and every protected route declares the scope it needs with `@requires(...)`.
 
-- "read" (GET /v1/status, /v1/search, /v1/events, /v1/rows/..., /metrics): everyone while
+- "read" (GET /v1/status, /v1/history, /v1/search, /v1/events, /v1/rows/..., /metrics): everyone while
   EMBEDQ_API_TOKEN is unset; once it is set, that token or the admin token.
 - "admin" (GET / the dashboard, GET /v1/jobs, POST /v1/jobs/{id}/replay): the admin token;
   nobody while EMBEDQ_ADMIN_TOKEN is unset.

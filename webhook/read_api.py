@@ -1,6 +1,6 @@
-"""The read API, for applications and monitoring: GET /v1/status, /v1/search, /v1/events,
-/v1/rows/{content_type}/{source_id}, /metrics (scope "read": open unless EMBEDQ_API_TOKEN is
-set) and /healthz (always open)."""
+"""The read API, for applications and monitoring: GET /v1/status, /v1/history, /v1/search,
+/v1/events, /v1/rows/{content_type}/{source_id}, /metrics (scope "read": open unless
+EMBEDQ_API_TOKEN is set) and /healthz (always open)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from starlette.routing import Route
 
 from embedq import db, metrics
 from embedq.errors import EmbedqError
+from embedq.history import read_history
 from embedq.rows import row_status
-from embedq.search import search
+from embedq.search import parse_filters, search
 from embedq.status import read_status
 from embedq.webhook.auth import READ
 from embedq.webhook.responses import error
@@ -47,17 +48,42 @@ async def get_status(request: Request) -> Response:
 
 
 @requires(READ, status_code=401)
+async def get_history(request: Request) -> Response:
+    """The last hour minute by minute (embedq.history): queue depth and write -> vector latency
+    by priority, as the dashboard plots them."""
+    async with state_of(request).pool.acquire() as conn:
+        history = await read_history(conn)
+    return JSONResponse(history.as_json())
+
+
+@requires(READ, status_code=401)
 async def get_search(request: Request) -> Response:
     state = state_of(request)
-    text = request.query_params.get("q", "")
+    params = request.query_params
+    text = params.get("q", "")
     try:
-        k = int(request.query_params.get("k", "10"))
+        k = int(params.get("k", "10"))
+        offset = int(params.get("offset", "0"))
+        min_score = float(params["min_score"]) if params.get("min_score") else None
     except ValueError:
-        return error(400, "k must be an integer")
-    types = request.query_params.getlist("type") or None
+        return error(400, "k and offset must be integers, min_score a number")
+    types = params.getlist("type") or None
     try:
+        filters = parse_filters(params.getlist("filter"))
         async with state.pool.acquire() as conn:
-            hits = await search(conn, state.embedder, text, k=k, content_types=types, origin="http")
+            hits = await search(
+                conn,
+                state.embedder,
+                text,
+                k=k,
+                content_types=types,
+                origin="http",
+                hybrid=params.get("hybrid", "").lower() in ("1", "true", "yes", "on"),
+                min_score=min_score,
+                filters=filters,
+                chunks=params.get("chunks", "").lower() in ("1", "true", "yes", "on"),
+                offset=offset,
+            )
     except EmbedqError as exc:
         return error(400, str(exc))
     return JSONResponse({"results": [h.as_json() for h in hits]})
@@ -120,6 +146,7 @@ async def get_metrics(request: Request) -> Response:
 routes = [
     Route("/healthz", get_healthz, methods=["GET"]),
     Route("/v1/status", get_status, methods=["GET"]),
+    Route("/v1/history", get_history, methods=["GET"]),
     Route("/v1/search", get_search, methods=["GET"]),
     Route("/v1/events", get_events, methods=["GET"]),
     Route("/v1/rows/{content_type}/{source_id:path}", get_row, methods=["GET"]),

@@ -2,13 +2,13 @@
 noticed (webhooks heartbeat too), dead jobs record their cause, schedules record their runs.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 """
 
 from embedq.migrations import FUNCTION_FILES, apply_sql
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -21,12 +21,14 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import httpx
 import numpy as np
 import openai
 
 from embedq.batching import batch_ranges
 from embedq.errors import ConfigError, PermanentError, RetryableError
 from embedq.jobs import FailureCause
+from embedq.providers.adaptive import AdaptiveLimit, AdaptiveSemaphore
 from embedq.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class OpenAIEmbedder:
         dimensions: int,
         api_key: str | None = None,
         base_url: str | None = None,
-        concurrency: int = 4,
+        concurrency: int = 16,
         max_retries: int = 4,
         timeout: float | None = 60.0,
         max_inputs_per_request: int = MAX_INPUTS_PER_REQUEST,
@@ -109,13 +111,26 @@ class OpenAIEmbedder:
         self.concurrency = concurrency
         self.send_dimensions = supports_dimensions(model) if send_dimensions is None else send_dimensions
         self.encoding_format = encoding_format
-        self._semaphore = asyncio.Semaphore(concurrency)
+        # Requests in flight start at a quarter of `concurrency` and adapt: halved on a 429,
+        # one fewer when answers slow down, one more while they stay fast.
+        self.in_flight = AdaptiveLimit(limit=max(1, concurrency // 4), maximum=concurrency)
+        self._semaphore = AdaptiveSemaphore(self.in_flight)
         self._client = openai.AsyncOpenAI(
             api_key=api_key or KEYLESS_API_KEY,
             base_url=base_url or OPENAI_BASE_URL,
             max_retries=max_retries,
             timeout=timeout,
+            # every answer is seen here, the 429s the SDK retries by itself included
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [self._observe_throttling]}),
         )
+
+    async def _observe_throttling(self, response: httpx.Response) -> None:
+        if response.status_code == 429:
+            self.in_flight.on_throttled()
+            logger.info(
+                "provider rate limit: fewer requests in flight",
+                extra={"action": "embed", "model": self.model, "in_flight_limit": self.in_flight.limit},
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
@@ -177,6 +192,7 @@ class OpenAIEmbedder:
     async def _embed_batch(self, texts: list[str]) -> np.ndarray:
         extra: dict[str, Any] = {"dimensions": self.dimensions} if self.send_dimensions else {}
         async with self._semaphore:
+            started = time.perf_counter()
             try:
                 response = await self._client.embeddings.create(
                     input=texts, model=self.model, encoding_format=self.encoding_format, **extra
@@ -185,6 +201,10 @@ class OpenAIEmbedder:
                 raise self._translate(exc) from exc
             except ValueError as exc:  # a 200 whose JSON body does not parse
                 raise PermanentError(f"{self._where}: unreadable response: {exc}") from exc
+            limit = self.in_flight.limit
+            self.in_flight.on_answer(time.perf_counter() - started)
+        if self.in_flight.limit > limit:
+            await self._semaphore.changed()
         return self._vectors(response, len(texts))
 
     def _vectors(self, response: Any, expected: int) -> np.ndarray:

@@ -121,10 +121,16 @@ $$;
 -- p_model (the model the listener embeds with) limits the claim to jobs queued for that model,
 -- and to the active model's jobs (model NULL) when it is the active one, or no model is
 -- active yet. NULL claims any job.
+-- p_min_priority .. p_max_priority (NULL: unbounded) limit the claim to one priority tier: in
+-- QStash mode each tier is claimed up to its own cap of jobs in flight, so a backlog that
+-- fills its tier's cap never holds back a more urgent tier. The bounds are index conditions
+-- on jobs_claimable (priority, run_after, id): a tier with nothing runnable costs one probe.
 CREATE OR REPLACE FUNCTION embedq.jobs_claim(p_worker text, p_limit integer, p_lease interval,
                                              p_max_attempts integer DEFAULT NULL,
                                              p_to embedq.job_status DEFAULT 'processing',
-                                             p_model text DEFAULT NULL)
+                                             p_model text DEFAULT NULL,
+                                             p_min_priority integer DEFAULT NULL,
+                                             p_max_priority integer DEFAULT NULL)
 RETURNS SETOF embedq.jobs
 LANGUAGE plpgsql
 AS $$
@@ -140,6 +146,7 @@ BEGIN
         FROM embedq.jobs j
         WHERE j.status IN ('pending', 'failed')
           AND j.run_after <= now()
+          AND j.priority >= coalesce(p_min_priority, -32768) AND j.priority <= coalesce(p_max_priority, 32767)
           AND (p_model IS NULL OR j.model = p_model
                OR (j.model IS NULL AND NOT EXISTS (
                        SELECT 1 FROM embedq.models m WHERE m.active AND m.name <> p_model)))

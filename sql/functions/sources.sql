@@ -41,7 +41,8 @@ CREATE OR REPLACE FUNCTION embedq.register_source(
     fields text[],
     priority integer DEFAULT 3,
     key_column text DEFAULT 'id',
-    template text DEFAULT NULL
+    template text DEFAULT NULL,
+    filters text[] DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -60,6 +61,9 @@ DECLARE
     v_schema name;
     v_persistence "char";
     v_unknown text;
+    v_filters text[] := coalesce(filters, '{}');
+    v_filter_types oid[] := '{}';
+    v_embedded_fields text[];
 BEGIN
     IF v_content_type IS NULL OR v_content_type !~ '^[a-z][a-z0-9_]{0,39}$' THEN
         RAISE EXCEPTION 'embedq: content type % is not valid', quote_literal(coalesce(v_content_type, 'NULL'))
@@ -124,6 +128,24 @@ BEGIN
         v_field_types := v_field_types || v_type;
     END LOOP;
 
+    -- Filterable columns: their values are copied into the vectors' metadata for search filters.
+    IF (SELECT count(DISTINCT f) FROM unnest(v_filters) f) <> cardinality(v_filters) THEN
+        RAISE EXCEPTION 'embedq: filters % contain a duplicate', v_filters USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH v_field IN ARRAY v_filters LOOP
+        v_type := NULL;
+        SELECT a.atttypid INTO v_type FROM pg_attribute a
+        WHERE a.attrelid = source_table AND a.attname = v_field AND a.attnum > 0 AND NOT a.attisdropped;
+        IF v_type IS NULL THEN
+            RAISE EXCEPTION 'embedq: filterable column % does not exist in table %',
+                quote_ident(coalesce(v_field, 'NULL')), v_table
+                USING ERRCODE = 'undefined_column';
+        END IF;
+        IF NOT v_field = ANY (fields) THEN
+            v_filter_types := v_filter_types || v_type;
+        END IF;
+    END LOOP;
+
     -- A template may only name registered fields: a change to any other column would not
     -- re-embed, and the text would go stale. {{ and }} are literal braces.
     IF template IS NOT NULL THEN
@@ -147,6 +169,13 @@ BEGIN
         END IF;
     END IF;
 
+    -- From here on `fields` are the columns whose change queues a job: a filterable column's
+    -- change must reach the vectors' metadata too (processing embeds nothing whose text is
+    -- unchanged; it rewrites the metadata).
+    v_embedded_fields := fields;
+    fields := fields || ARRAY(SELECT f FROM unnest(v_filters) f WHERE NOT f = ANY (fields));
+    v_field_types := v_field_types || v_filter_types;
+
     SELECT string_agg(embedq._comparable('n', f.name, f.type), ', ' ORDER BY f.ord),
            string_agg(embedq._comparable('o', f.name, f.type), ', ' ORDER BY f.ord)
     INTO v_new_fields, v_old_fields
@@ -156,8 +185,8 @@ BEGIN
     PERFORM embedq.unregister_source(v_content_type, cancel_jobs => false)
     FROM embedq.sources s WHERE s.content_type = v_content_type;
 
-    INSERT INTO embedq.sources (content_type, table_name, key_column, fields, priority, template)
-    VALUES (v_content_type, v_table, key_column, fields, priority, template);
+    INSERT INTO embedq.sources (content_type, table_name, key_column, fields, priority, template, filters)
+    VALUES (v_content_type, v_table, key_column, v_embedded_fields, priority, template, v_filters);
 
     -- INSERT and DELETE: every row in the transition table is queued, with the statement's op.
     FOR v_names IN
@@ -289,7 +318,7 @@ AS $$
 $$;
 
 -- The rows behind a batch of jobs, one query per content type: each requested source id
--- that still exists comes back with its registered fields as jsonb. Ids that are not valid
+-- that still exists comes back with its registered fields and filterable columns as jsonb. Ids that are not valid
 -- for the key's type cannot name a row and are treated like deleted rows.
 CREATE OR REPLACE FUNCTION embedq.source_rows(p_content_type text, p_source_ids text[])
 RETURNS TABLE (source_id text, fields jsonb)
@@ -306,7 +335,8 @@ BEGIN
         'SELECT t.%1$I::text, jsonb_build_object(%2$s) FROM %3$s t '
         'WHERE t.%1$I = ANY (ARRAY(SELECT id::%4$s FROM unnest($1::text[]) id WHERE pg_input_is_valid(id, %5$L)))',
         v_source.key_column,
-        (SELECT string_agg(format('%L, t.%I', f, f), ', ') FROM unnest(v_source.fields) f),
+        (SELECT string_agg(format('%L, t.%I', c.f, c.f), ', ')
+         FROM (SELECT DISTINCT unnest(v_source.fields || v_source.filters) AS f) AS c),
         v_source.table_name, v_key_type, v_key_type)
     USING p_source_ids;
 END

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import httpx
 import pytest
@@ -123,6 +124,13 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
             await expect(page.locator("#live")).to_have_text("connected", timeout=WAIT_MS)
             await expect(page.locator("#oldest-pending")).not_to_have_text("none pending")
 
+            # the last hour, drawn by the page: depth by priority now, no job done yet
+            depth_p2 = page.locator("#depth-chart path[data-priority='2'][data-stat='depth']")
+            await expect(depth_p2).to_have_attribute("data-last", "3", timeout=WAIT_MS)
+            await expect(page.locator("#depth-chart path[data-priority='4']")).to_have_attribute("data-last", "0")
+            await expect(page.locator("#depth-legend")).to_have_text("P2P4")
+            await expect(page.locator("#latency-chart")).to_contain_text("no job done in the last hour")
+
             dead_row = page.locator(f"#dead-body tr[data-job-id='{dead_id}']")
             await expect(dead_row).to_contain_text("cancelled by operator", timeout=WAIT_MS)
             await expect(dead_row).to_contain_text("post")
@@ -132,6 +140,7 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
             await conn.execute("INSERT INTO embedq_sample.courses (title) VALUES ('course 4'), ('course 5')")
             await conn.execute("SELECT embedq.jobs_ingest()")
             await expect(pending).to_have_text("5", timeout=WAIT_MS)
+            await expect(depth_p2).to_have_attribute("data-last", "5", timeout=WAIT_MS)
 
             # replay the dead job from its button
             await page.get_by_role("button", name=f"Replay job {dead_id}").click()
@@ -146,6 +155,12 @@ async def test_dashboard_in_a_real_browser(conn, dsn, settings):
             await Listener(dsn, embedder, settings, ListenerConfig(batch_window=0.0)).run(drain=True)
             await expect(pending).to_have_text("0", timeout=WAIT_MS)
             await expect(page.locator("#total-done .value")).to_have_text("6", timeout=WAIT_MS)
+            await expect(depth_p2).to_have_attribute("data-last", "0", timeout=WAIT_MS)
+            for priority in ("2", "4"):  # write -> vector of the jobs just done, median and p99
+                for stat in ("p50", "p99"):
+                    line = page.locator(f"#latency-chart path[data-priority='{priority}'][data-stat='{stat}']")
+                    await expect(line).to_have_attribute("data-last", re.compile(r"^\d+(\.\d+)?$"))
+            await expect(page.locator("#latency-legend")).to_have_text("P2P4")
             await page.get_by_label("Text").fill("course 2")
             await page.get_by_role("button", name="Search").click()
             await expect(page.locator("#search-status")).to_have_text("6 results", timeout=WAIT_MS)

@@ -97,6 +97,16 @@ def test_cli_listen_drain_then_search_backfill_and_models(dsn):
     hits = json.loads(found.stdout)
     assert len(hits) == 1 and "Tomato" in hits[0]["content"]
 
+    # the guitar post's exact chord names, by keywords; with a filter that keeps nothing
+    chords = run_cli("search", "G, C and D", "--hybrid", "-k", "1", "--json", dsn=dsn)
+    assert chords.returncode == 0, chords.stderr
+    assert "Guitar" in json.loads(chords.stdout)[0]["content"]
+    none = run_cli("search", "tomatoes", "--min-score", "0.99", "--json", dsn=dsn)
+    assert none.returncode == 0 and json.loads(none.stdout) == []
+    bad_filter = run_cli("search", "x", "--filter", "color", dsn=dsn)
+    assert bad_filter.returncode == 2 and "KEY=VALUE" in bad_filter.stderr
+    assert "--hybrid" in run_cli("search", "--help", dsn=dsn).stdout
+
     bad_type = run_cli("search", "x", "--type", "nope", dsn=dsn)
     assert bad_type.returncode == 2 and "unknown content type 'nope'" in bad_type.stderr
 

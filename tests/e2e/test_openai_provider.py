@@ -166,6 +166,21 @@ async def test_requests_overlap_up_to_the_concurrency_limit(server, make_embedde
     assert server.max_concurrent == 3
 
 
+async def test_requests_in_flight_grow_while_answers_are_fast_and_halve_on_a_rate_limit(server, make_embedder):
+    server.latency = 0.02
+    embedder = make_embedder(max_inputs_per_request=1, concurrency=8, max_retries=3)
+    await embedder.embed_documents(texts_of(60))
+    assert server.max_concurrent == 8  # started at 2, grew while the server kept up
+
+    server.reset_counters()
+    server.fail_next(4, status=429, retry_after=0.01)
+    await embedder.embed_documents(texts_of(8))
+    assert embedder.in_flight.limit <= 2  # four 429s: 8 -> 4 -> 2 -> 1 -> 1, then growing again
+    server.reset_counters()
+    await embedder.embed_documents(texts_of(8))
+    assert server.max_concurrent < 8
+
+
 async def test_rate_limit_with_retry_after_is_retried_with_the_same_batch(server, make_embedder):
     server.fail_next(1, status=429, retry_after=0.05)
     embedder = make_embedder(max_inputs_per_request=3, max_retries=2)

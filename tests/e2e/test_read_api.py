@@ -73,3 +73,34 @@ async def test_read_routes_need_the_api_token_once_it_is_set(conn, dsn, settings
         # the read token opens no admin route
         assert (await http.get("/v1/jobs", headers={"Authorization": f"Bearer {API_TOKEN}"})).status_code == 403
         assert (await http.get("/healthz")).status_code == 200
+
+
+async def test_search_over_http_takes_the_options_of_the_cli_and_the_python_api(conn, dsn, settings):
+    embedder = HashEmbedder()
+    await conn.execute(
+        "SELECT embedq.register_source('course', 'embedq_sample.courses', ARRAY['title', 'description'], 2, "
+        "filters => ARRAY['category'])"
+    )
+    await conn.execute(
+        "INSERT INTO embedq_sample.courses (title, description, category) VALUES "
+        "('Knife skills CK-1203', 'Dice an onion safely.', 'cooking'), "
+        "('Query plans', 'Read EXPLAIN output.', 'databases'), "
+        "('Sourdough', 'Feed the starter.', 'cooking')"
+    )
+    await Listener(dsn, embedder, settings, ListenerConfig(batch_window=0.0)).run(drain=True)
+    async with (
+        serve_app(create_app(settings, dsn=dsn, embedder=embedder), lifespan="on") as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        cooking = (await http.get("/v1/search", params={"q": "onion", "filter": "category=cooking"})).json()
+        assert {hit["source_id"] for hit in cooking["results"]} == {"1", "3"}
+        hybrid = (await http.get("/v1/search", params={"q": "CK-1203", "hybrid": "1", "k": "1"})).json()
+        assert [hit["source_id"] for hit in hybrid["results"]] == ["1"]  # the exact code, found by keywords
+        paged = (await http.get("/v1/search", params={"q": "onion", "offset": "2"})).json()
+        assert len(paged["results"]) == 1
+        nothing = (await http.get("/v1/search", params={"q": "onion", "min_score": "1"})).json()
+        assert nothing["results"] == []
+        bad = await http.get("/v1/search", params={"q": "onion", "filter": "category"})
+        assert bad.status_code == 400 and "KEY=VALUE" in bad.json()["error"]
+    logged = await conn.fetch("SELECT origin, query FROM embedq.search_log ORDER BY id")
+    assert [r["origin"] for r in logged] == ["http"] * 4

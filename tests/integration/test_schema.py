@@ -96,6 +96,8 @@ def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embe
                 "schema/0004_sources_template.sql",
                 "schema/0005_jobs_by_source.sql",
                 "schema/0006_event_ids.sql",
+                "schema/0007_hybrid_search.sql",
+                "schema/0009_claim_by_priority.sql",
                 "schema/0010_delivery.sql",
                 *migrations.FUNCTION_FILES,
                 "sample/schema.sql",

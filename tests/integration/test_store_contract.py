@@ -457,3 +457,27 @@ async def test_workers_and_queue_counts(backend):
     await backend.store.announce_worker("webhook:w2", "qstash", "closed", role="webhook")
     await backend.store.note_problem("w1", "the webhook at x answered 401")
     await backend.store.forget_worker("w1")
+
+
+async def test_claims_within_a_priority_range_and_jobs_in_flight_by_priority(backend):
+    post = await backend.write("post", {"title": "p"})  # priority 4
+    comment = await backend.write("comment", {"post_id": int(post), "body": "c"})  # priority 5
+    course = await backend.write("course", {"title": "c"})  # priority 2
+
+    dispatched = await claim(backend, priorities=(5, None), to=JobStatus.DISPATCHED)
+    processing = await claim(backend, priorities=(None, 2))
+
+    assert [(j.key, j.status) for j in dispatched] == [(("comment", comment), JobStatus.DISPATCHED)]
+    assert [(j.key, j.status) for j in processing] == [(("course", course), JobStatus.PROCESSING)]
+    assert await claim(backend, priorities=(3, 3)) == []
+    assert await backend.store.in_flight_by_priority() == {2: 1, 5: 1}
+    assert [await backend.store.has_runnable(r) for r in [(None, 3), (3, 4), (4, None), (5, None)]] == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    [in_range] = await claim(backend, priorities=(3, 4))
+    assert in_range.key == ("post", post)
+    await backend.store.complete(processing, MODEL, {})
+    assert await backend.store.in_flight_by_priority() == {4: 1, 5: 1}

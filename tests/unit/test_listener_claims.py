@@ -167,7 +167,7 @@ async def test_the_claim_follows_the_sinks_plan():
     write(store, "course", "post")
 
     class DispatchPlan(RecordingSink):
-        def plan(self) -> ClaimPlan:
+        async def plan(self) -> ClaimPlan:
             return ClaimPlan(limit=1, lease=42.0, to=JobStatus.DISPATCHED)
 
     config = ListenerConfig(max_attempts=7)
