@@ -28,6 +28,11 @@ from embedq.settings import Settings
 from embedq.webhook.app import create_app
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: how long the webhook keeps an idle connection open: longer than any Retry-After it answers
+#: (5 s). With uvicorn's default (5 s), QStash's retry 5 s later could reuse the connection just as
+#: the server closes it; an attempt lost that way carries no Retry-After, and QStash's next one
+#: comes by its own schedule, up to 30 minutes later.
+KEEP_ALIVE_SECONDS = 75
 
 
 #: the commands that run the recurring tasks (docker-compose runs one of them: tests/unit/test_compose.py)
@@ -83,6 +88,7 @@ async def serve(settings: Settings, *, with_listener: bool, host: str, port: int
             log_config=None,
             access_log=False,
             lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     # uvicorn catches SIGTERM/SIGINT itself while it serves (and re-raises them once it stopped):
