@@ -221,7 +221,14 @@ def serve(port: PortOption = None, host: HostOption = None) -> None:
 
 @app.command()
 def maintenance(
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Also requeue every failed job now.")] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Also requeue every failed job now, and the dead jobs of a transient cause (delivery, outage, "
+            "rate limit): the weekly retry.",
+        ),
+    ] = False,
     done_days: Annotated[int, typer.Option("--done-days", help="Keep done jobs this many days.", min=0)] = 7,
     as_json: JsonOption = False,
 ) -> None:

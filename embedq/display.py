@@ -86,6 +86,8 @@ def print_status(status: Status) -> None:
     )
     for worker in status.workers:
         say(f"listener {worker['name']}: mode {worker['mode']}, QStash breaker {worker['breaker']}")
+        if worker.get("problem"):
+            say(f"  last delivery problem (within the hour): {worker['problem']}")
     console.print("rows with vectors (active model)", style="bold")
     vectors = Table()
     vectors.add_column("content type")

@@ -4,6 +4,8 @@ Whether a failure is worth retrying is decided once, where the driver or HTTP er
 caught; the job's next state and the webhook's status code follow from the class.
 """
 
+from embedq.jobs import FailureCause
+
 
 class EmbedqError(Exception):
     """Base class: a message fit for one line on stderr."""
@@ -26,19 +28,26 @@ class InvalidInput(EmbedqError):
 
 
 class ProcessingError(EmbedqError):
-    """A job could not be processed this time."""
+    """A job could not be processed this time. `cause` is recorded on the job if it dies of it."""
 
     retryable: bool = False
     retry_after: float | None = None
+    cause: FailureCause = FailureCause.REJECTED
+
+    def __init__(self, message: str, *, cause: FailureCause | None = None):
+        super().__init__(message)
+        if cause is not None:
+            self.cause = cause
 
 
 class RetryableError(ProcessingError):
     """Transient: try again later (connection lost, 5xx, 429)."""
 
     retryable = True
+    cause = FailureCause.OUTAGE
 
-    def __init__(self, message: str, *, retry_after: float | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: float | None = None, cause: FailureCause | None = None):
+        super().__init__(message, cause=cause)
         self.retry_after = retry_after
 
 

@@ -19,6 +19,34 @@ class JobStatus(StrEnum):
     DEAD = "dead"
 
 
+class FailureCause(StrEnum):
+    """Why a job died: mirror of the Postgres enum embedq.failure_cause (a test keeps them equal)."""
+
+    #: QStash could not deliver its messages (the webhook down, refusing them, or elsewhere)
+    DELIVERY = "delivery"
+    #: a retryable failure outlasted the attempts: the provider or the database was away
+    OUTAGE = "outage"
+    #: the provider kept answering 429
+    RATE_LIMIT = "rate_limit"
+    #: the row's text cannot be built, or the provider refuses it
+    BAD_INPUT = "bad_input"
+    #: the provider's vectors have the wrong size, or NaN
+    DIMENSIONS = "dimensions"
+    #: the provider refused for good (credentials, a model it does not serve, ...)
+    REJECTED = "rejected"
+    #: the content type is not registered (any more)
+    UNREGISTERED = "unregistered"
+    #: the job is for a model this worker does not embed with
+    WRONG_MODEL = "wrong_model"
+    CANCELLED = "cancelled"
+    #: its worker died (or lost its lease) in the middle of it, every attempt
+    CRASH = "crash"
+
+
+#: causes that may pass by themselves: the weekly retry requeues jobs that died of them
+TRANSIENT_CAUSES = frozenset({FailureCause.DELIVERY, FailureCause.OUTAGE, FailureCause.RATE_LIMIT})
+
+
 class JobOp(StrEnum):
     UPSERT = "upsert"
     DELETE = "delete"
@@ -44,12 +72,18 @@ class Job:
     lease_expires_at: datetime | None
     #: None: for the active model; a name: for that model only (filled side by side)
     model: str | None = None
+    #: why it died (dead jobs only)
+    cause: FailureCause | None = None
+    #: QStash messages of it that ended without an outcome
+    failed_deliveries: int = 0
 
     @classmethod
     def from_record(cls, record: Any) -> Job:
         values = dict(record)
         values["op"] = JobOp(values["op"])
         values["status"] = JobStatus(values["status"])
+        if values.get("cause") is not None:
+            values["cause"] = FailureCause(values["cause"])
         return cls(**values)
 
     @property

@@ -21,7 +21,7 @@ import numpy as np
 from embedq import chunking, content, metrics
 from embedq.db import CONNECTION_ERRORS, storable_text
 from embedq.errors import PermanentError, ProcessingError, RetryableError
-from embedq.jobs import Job, JobStatus
+from embedq.jobs import FailureCause, Job, JobStatus
 from embedq.metadata import row_metadata
 from embedq.providers.base import Embedder
 from embedq.settings import Settings
@@ -151,11 +151,12 @@ class Processor:
             if other_model is not None:
                 failures[(content_type, source_id)] = PermanentError(
                     f"job queued for model {other_model!r} reached a worker embedding with "
-                    f"{self.embedder.model!r}: run it where EMBEDQ_MODEL={other_model}"
+                    f"{self.embedder.model!r}: run it where EMBEDQ_MODEL={other_model}",
+                    cause=FailureCause.WRONG_MODEL,
                 )
             elif content_type not in sources:
                 failures[(content_type, source_id)] = PermanentError(
-                    f"unknown content type {content_type!r}: it is not registered"
+                    f"unknown content type {content_type!r}: it is not registered", cause=FailureCause.UNREGISTERED
                 )
             else:
                 ids_by_type[content_type].append(source_id)
@@ -180,7 +181,9 @@ class Processor:
                             source.fields, source.template, values, self.embedder, self.settings
                         )
                     except (ValueError, TypeError, UnicodeError) as exc:
-                        failures[key] = PermanentError(f"cannot build the text of {key[0]} {key[1]}: {exc}")
+                        failures[key] = PermanentError(
+                            f"cannot build the text of {key[0]} {key[1]}: {exc}", cause=FailureCause.BAD_INPUT
+                        )
                         continue
                     stored = existing.get(key, {})
                     plan.to_embed = [i for i, h in enumerate(plan.hashes) if stored.get(i) != h]
@@ -230,13 +233,16 @@ class Processor:
         if vectors.shape != (len(wanted), self.embedder.dimensions):
             error = PermanentError(
                 f"the provider returned vectors of shape {vectors.shape}, expected "
-                f"({len(wanted)}, {self.embedder.dimensions})"
+                f"({len(wanted)}, {self.embedder.dimensions})",
+                cause=FailureCause.DIMENSIONS,
             )
             for plan, _ in wanted:
                 failures[plan.key] = error
             return
         if not np.isfinite(vectors).all():
-            error = PermanentError("the provider returned a vector with NaN or infinite values")
+            error = PermanentError(
+                "the provider returned a vector with NaN or infinite values", cause=FailureCause.DIMENSIONS
+            )
             for plan, _ in wanted:
                 failures[plan.key] = error
             return
@@ -278,11 +284,11 @@ class Processor:
     async def _record_failures(
         self, by_key: dict[Key, list[Job]], failures: dict[Key, ProcessingError], outcome: Outcome
     ) -> None:
-        grouped: dict[tuple[str, bool, float], list[Job]] = defaultdict(list)
+        grouped: dict[tuple[str, bool, float, FailureCause], list[Job]] = defaultdict(list)
         for key, error in failures.items():
             retry_after = error.retry_after or 0.0
-            grouped[(str(error), error.retryable, retry_after)].extend(by_key[key])
-        for (message, retryable, retry_after), jobs in grouped.items():
+            grouped[(str(error), error.retryable, retry_after, error.cause)].extend(by_key[key])
+        for (message, retryable, retry_after, cause), jobs in grouped.items():
             try:
                 transitions = await self.store.fail(
                     jobs,
@@ -292,6 +298,7 @@ class Processor:
                     max_seconds=self.settings.retry_max_seconds,
                     min_delay_seconds=retry_after,
                     redelivery_seconds=self.redelivery_seconds,
+                    cause=cause,
                 )
             except CONNECTION_ERRORS as exc:
                 logger.warning(

@@ -1,6 +1,12 @@
 """The long-running processes behind `embedq listen`, `embedq serve` and `embedq up`: start-up
 (database check, embedder warm-up, metrics), the signals that stop them, and an orderly
-shutdown (SIGTERM finishes the batch in hand)."""
+shutdown (SIGTERM finishes the batch in hand).
+
+They start in any weather: QStash unreachable, rate limited or refusing the token costs one
+warning line, the listener processes jobs itself meanwhile (listener/sinks.py), and the QStash
+schedules are upserted in the background once QStash answers. `listen` and `up` run the
+recurring tasks (embedq.schedules): as QStash schedules, or on a local timer shared through the
+database by every process that runs one."""
 
 from __future__ import annotations
 
@@ -16,18 +22,30 @@ from embedq.listener import Listener
 from embedq.listener.worker import Totals
 from embedq.providers import create_embedder
 from embedq.providers.base import Embedder
-from embedq.qstash.schedules import upsert_qstash_schedules
+from embedq.qstash.schedules import QStashSchedules
 from embedq.schedules import run_local_schedules
 from embedq.settings import Settings
 from embedq.webhook.app import create_app
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: how long the webhook keeps an idle connection open: longer than any Retry-After it answers
+#: (5 s). With uvicorn's default (5 s), QStash's retry 5 s later could reuse the connection just as
+#: the server closes it; an attempt lost that way carries no Retry-After, and QStash's next one
+#: comes by its own schedule, up to 30 minutes later.
+KEEP_ALIVE_SECONDS = 75
+
+
+#: the commands that run the recurring tasks (docker-compose runs one of them: tests/unit/test_compose.py)
+COMMANDS_RUNNING_SCHEDULES = ("listen", "up")
 
 
 async def run_listener(settings: Settings, *, drain: bool = False) -> Totals:
-    """The listener alone, until SIGTERM / Ctrl-C (or, with drain, until nothing is runnable)."""
+    """The listener (and the schedules) until SIGTERM / Ctrl-C, or, with drain, the listener
+    alone until nothing is runnable."""
     dsn = db.resolve_dsn(settings)
     embedder = await _ready_embedder(settings)
+    stop = asyncio.Event()
+    schedules: asyncio.Task[None] | None = None
     try:
         if settings.metrics_port:
             from prometheus_client import start_http_server
@@ -36,9 +54,19 @@ async def run_listener(settings: Settings, *, drain: bool = False) -> Totals:
 
             start_http_server(settings.metrics_port, registry=REGISTRY)
         listener = Listener(dsn, embedder, settings)
-        _on_stop_signal(listener.stop)
+
+        def shutdown() -> None:
+            stop.set()
+            listener.stop()
+
+        _on_stop_signal(shutdown)
+        if not drain:
+            schedules = asyncio.create_task(run_schedules(dsn, settings, stop), name="embedq-schedules")
         return await listener.run(drain=drain)
     finally:
+        stop.set()
+        if schedules is not None:
+            await schedules
         await _close(embedder)
 
 
@@ -60,6 +88,7 @@ async def serve(settings: Settings, *, with_listener: bool, host: str, port: int
             log_config=None,
             access_log=False,
             lifespan="on",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     )
     # uvicorn catches SIGTERM/SIGINT itself while it serves (and re-raises them once it stopped):
@@ -75,23 +104,28 @@ async def serve(settings: Settings, *, with_listener: bool, host: str, port: int
 
     _on_stop_signal(shutdown)
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve(), name="embedq-webhook")]
+    #: ends by itself once the QStash schedules are upserted: not a reason to stop
+    background: list[asyncio.Task[Any]] = []
     try:
         if listener is not None:
             tasks.append(asyncio.create_task(listener.run(), name="embedq-listener"))
-            if settings.qstash_enabled:
-                await upsert_qstash_schedules(settings)
-            else:
-                tasks.append(asyncio.create_task(_local_schedules(dsn, settings, stop), name="embedq-schedules"))
+            background.append(asyncio.create_task(run_schedules(dsn, settings, stop), name="embedq-schedules"))
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         shutdown()
-        await asyncio.gather(*tasks)
+        await asyncio.gather(*tasks, *background)
     finally:
         shutdown()
         await _close(embedder)
 
 
-async def _local_schedules(dsn: str, settings: Settings, stop: asyncio.Event) -> None:
-    pool = await db.create_pool(dsn, f"{settings.application_name}-schedules", min_size=1, max_size=1)
+async def run_schedules(dsn: str, settings: Settings, stop: asyncio.Event) -> None:
+    """With QStash: upsert its schedules, now or once it answers. Without: the local timers.
+    Runs until `stop` (the QStash upsert ends sooner, once done)."""
+    if settings.qstash_enabled:
+        await QStashSchedules(settings).run(stop)
+        return
+    # min_size 0: connects on first use, so a database away at that moment costs one round only
+    pool = await db.create_pool(dsn, f"{settings.application_name}-schedules", min_size=0, max_size=1)
     try:
         await run_local_schedules(pool, stop)
     finally:

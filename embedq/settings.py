@@ -221,6 +221,12 @@ class Settings:
     log_format: str = "human"
     log_level: str = "INFO"
 
+    #: the jobs of a listener or webhook that stopped heartbeating run again within this long
+    #: (embedq.workers: it heartbeats every tenth of it, and is taken for dead unseen for two thirds)
+    worker_timeout: float = 30.0
+    #: QStash messages of a job that may end without an outcome before a listener processes it itself
+    max_failed_deliveries: int = 2
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if env is None else env
@@ -306,6 +312,8 @@ class Settings:
             hnsw_min_rows=_parse(env, "EMBEDQ_HNSW_MIN_ROWS", _positive_int, 10_000),
             log_format=_parse(env, "EMBEDQ_LOG_FORMAT", _choice(LOG_FORMATS), "human"),
             log_level=_parse(env, "EMBEDQ_LOG_LEVEL", _choice(LOG_LEVELS), "info").upper(),
+            worker_timeout=_parse(env, "EMBEDQ_WORKER_TIMEOUT", _positive_float, 30.0),
+            max_failed_deliveries=_parse(env, "EMBEDQ_MAX_FAILED_DELIVERIES", _positive_int, 2),
         )
         if settings.openai_batch_size > 2048:
             raise ConfigError("EMBEDQ_OPENAI_BATCH_SIZE must be at most 2048 (the OpenAI API's limit)")

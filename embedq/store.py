@@ -20,7 +20,7 @@ import asyncpg
 import numpy as np
 from pgvector import Vector
 
-from embedq.jobs import Job, JobStatus
+from embedq.jobs import FailureCause, Job, JobStatus
 from embedq.queries import query
 
 Key = tuple[str, str]
@@ -143,7 +143,7 @@ class Store(Protocol):
 
     async def extend_leases(self, claims: Sequence[Job], lease: float) -> None: ...
 
-    async def rescue(self) -> list[Transition]: ...
+    async def rescue(self, worker_timeout: float | None = None) -> list[Transition]: ...
 
     async def fail(
         self,
@@ -155,9 +155,10 @@ class Store(Protocol):
         max_seconds: float,
         min_delay_seconds: float = 0.0,
         redelivery_seconds: float | None = None,
+        cause: FailureCause | None = None,
     ) -> list[Transition]: ...
 
-    async def dead_by_message(self, message_id: str, reason: str) -> list[int]: ...
+    async def undelivered(self, message_id: str, reason: str, job_ids: Sequence[int] = ()) -> list[Transition]: ...
 
     async def requeue(self, ids: Sequence[int]) -> list[Requeued]: ...
 
@@ -181,7 +182,9 @@ class Store(Protocol):
 
     async def build_index(self, model: str) -> str | None: ...
 
-    async def announce_worker(self, name: str, mode: str, breaker: str) -> None: ...
+    async def announce_worker(self, name: str, mode: str, breaker: str, *, role: str = "listener") -> None: ...
+
+    async def note_problem(self, worker: str, problem: str) -> None: ...
 
     async def forget_worker(self, name: str) -> None: ...
 
@@ -246,8 +249,11 @@ class JobStore:
     async def extend_leases(self, claims: Sequence[Job], lease: float) -> None:
         await self.pool.execute(query("jobs_extend_lease"), [j.id for j in claims], [j.attempts for j in claims], lease)
 
-    async def rescue(self) -> list[Transition]:
-        return [Transition(r["id"], JobStatus(r["status"])) for r in await self.pool.fetch(query("jobs_rescue"))]
+    async def rescue(self, worker_timeout: float | None = None) -> list[Transition]:
+        """Jobs whose lease expired, and (with worker_timeout, in seconds) the jobs in hand of workers
+        unseen for that long, back to the queue: `failed`, or `dead` out of attempts."""
+        rows = await self.pool.fetch(query("jobs_rescue"), worker_timeout)
+        return [Transition(r["id"], JobStatus(r["status"])) for r in rows]
 
     async def fail(
         self,
@@ -259,6 +265,7 @@ class JobStore:
         max_seconds: float,
         min_delay_seconds: float = 0.0,
         redelivery_seconds: float | None = None,
+        cause: FailureCause | None = None,
     ) -> list[Transition]:
         rows = await self.pool.fetch(
             query("jobs_fail"),
@@ -270,11 +277,16 @@ class JobStore:
             max_seconds,
             min_delay_seconds,
             redelivery_seconds,
+            None if cause is None else cause.value,
         )
         return [Transition(r["id"], JobStatus(r["status"])) for r in rows]
 
-    async def dead_by_message(self, message_id: str, reason: str) -> list[int]:
-        return [r[0] for r in await self.pool.fetch(query("jobs_dead_by_message"), message_id, reason)]
+    async def undelivered(self, message_id: str, reason: str, job_ids: Sequence[int] = ()) -> list[Transition]:
+        """QStash ended a message without an outcome (reason: why): its jobs still waiting for it
+        count a failed delivery and an attempt, and go back to the queue (or die out of attempts).
+        job_ids (the message's body) also finds them if the message id was never recorded."""
+        rows = await self.pool.fetch(query("jobs_undelivered"), message_id, reason, list(job_ids))
+        return [Transition(r["id"], JobStatus(r["status"])) for r in rows]
 
     async def requeue(self, ids: Sequence[int]) -> list[Requeued]:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -387,8 +399,12 @@ class JobStore:
             finally:
                 await conn.execute(query("models_index_unlock"), model)
 
-    async def announce_worker(self, name: str, mode: str, breaker: str) -> None:
-        await self.pool.execute(query("workers_announce"), name, mode, breaker)
+    async def announce_worker(self, name: str, mode: str, breaker: str, *, role: str = "listener") -> None:
+        await self.pool.execute(query("workers_announce"), name, mode, breaker, role)
+
+    async def note_problem(self, worker: str, problem: str) -> None:
+        """The last delivery problem this worker diagnosed (`embedq status` shows it for an hour)."""
+        await self.pool.execute(query("workers_note_problem"), worker, problem)
 
     async def forget_worker(self, name: str) -> None:
         await self.pool.execute(query("workers_forget"), name)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from embedq.errors import PermanentError, RetryableError
-from embedq.jobs import Job, JobOp, JobStatus
+from embedq.jobs import FailureCause, Job, JobOp, JobStatus
 from embedq.store import Key, Model, PriorityRange, QueueCount, Requeued, Source, SourceWrite, Transition
 
 
@@ -126,6 +126,19 @@ class InboxEntry:
 
 
 @dataclass(frozen=True)
+class WorkerRow:
+    """A row of embedq.workers."""
+
+    name: str
+    mode: str
+    breaker: str
+    role: str
+    seen_at: datetime
+    problem: str | None = None
+    problem_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class StoredChunk:
     """A row of embedq.embeddings, without its key."""
 
@@ -157,8 +170,10 @@ class InMemoryJobStore:
         self.jobs: dict[int, Job] = {}
         self.embeddings: dict[tuple[str, str, str, int], StoredChunk] = {}
         self.models: dict[str, Model] = {}
-        #: announced workers: name -> (mode, breaker)
-        self.workers: dict[str, tuple[str, str]] = {}
+        #: announced workers (embedq.workers)
+        self.workers: dict[str, WorkerRow] = {}
+        #: PostgreSQL's pg_postmaster_start_time(): workers are not judged right after a restart
+        self.server_started_at = clock()
         #: models whose HNSW index is built
         self.indexed: set[str] = set()
         self._job_ids = itertools.count(1)
@@ -404,23 +419,54 @@ class InMemoryJobStore:
         for job in self._claimed(claims, (JobStatus.PROCESSING,)):
             self._update(job, now, lease_expires_at=expires)
 
-    async def rescue(self) -> list[Transition]:
+    def _gone_workers(self, now: datetime, worker_timeout: float | None) -> list[str]:
+        if worker_timeout is None or self.server_started_at >= now - timedelta(seconds=worker_timeout):
+            return []
+        return [w.name for w in self.workers.values() if w.seen_at < now - timedelta(seconds=worker_timeout)]
+
+    async def rescue(self, worker_timeout: float | None = None) -> list[Transition]:
         now = self.clock()
-        expired = [
+        gone = self._gone_workers(now, worker_timeout)
+
+        def gone_worker(job: Job) -> str | None:
+            if job.status is not JobStatus.PROCESSING or job.locked_by is None:
+                return None
+            return next((g for g in gone if job.locked_by == g or job.locked_by.startswith(g + ":")), None)
+
+        lost = [
             j
             for j in self.jobs.values()
-            if j.status in IN_FLIGHT and j.lease_expires_at is not None and j.lease_expires_at < now
+            if j.status in IN_FLIGHT
+            and ((j.lease_expires_at is not None and j.lease_expires_at < now) or gone_worker(j) is not None)
         ]
         transitions = []
-        for job in expired:
-            retry = job.attempts < job.max_attempts
+        for job in lost:
+            undelivered = int(job.status is JobStatus.DISPATCHED)
+            retry = job.attempts + undelivered < job.max_attempts
+            if undelivered and job.message_id is None:
+                error = (
+                    f"publishing by {job.locked_by or 'unknown'} did not finish "
+                    "(its lease expired before the message was recorded)"
+                )
+            elif undelivered:
+                error = (
+                    f"QStash message {job.message_id}: no outcome within EMBEDQ_DISPATCH_TIMEOUT: no delivery, "
+                    "no failure callback, no DLQ entry; is QStash delivering to EMBEDQ_WEBHOOK_URL?"
+                )
+            elif job.lease_expires_at is not None and job.lease_expires_at < now:
+                error = f"lease expired while {job.status.value} by {job.locked_by or 'unknown'}"
+            else:
+                error = f"worker {job.locked_by} stopped heartbeating (unseen for {worker_timeout} s) while processing"
             changed = self._update(
                 job,
                 now,
                 status=JobStatus.FAILED if retry else JobStatus.DEAD,
                 finished_at=None if retry else now,
+                cause=None if retry else (FailureCause.DELIVERY if undelivered else FailureCause.CRASH),
+                attempts=job.attempts + undelivered,
+                failed_deliveries=job.failed_deliveries + undelivered,
                 run_after=now,
-                last_error=f"lease expired while {job.status.value} by {job.locked_by or 'unknown'}",
+                last_error=error,
                 lease_expires_at=None,
             )
             transitions.append(Transition(changed.id, changed.status))
@@ -436,6 +482,7 @@ class InMemoryJobStore:
         max_seconds: float,
         min_delay_seconds: float = 0.0,
         redelivery_seconds: float | None = None,
+        cause: FailureCause | None = None,
     ) -> list[Transition]:
         now = self.clock()
         transitions = []
@@ -453,6 +500,7 @@ class InMemoryJobStore:
                 now,
                 status=status,
                 finished_at=None if retry else now,
+                cause=None if retry else cause or (FailureCause.OUTAGE if retryable else FailureCause.REJECTED),
                 run_after=now + timedelta(seconds=max(min_delay_seconds, backoff)),
                 last_error=error[:ERROR_MAX_CHARS],
                 lease_expires_at=(
@@ -462,23 +510,33 @@ class InMemoryJobStore:
             transitions.append(Transition(changed.id, changed.status))
         return transitions
 
-    async def dead_by_message(self, message_id: str, reason: str) -> list[int]:
+    async def undelivered(self, message_id: str, reason: str, job_ids: Sequence[int] = ()) -> list[Transition]:
         now = self.clock()
-        ended = [
+        named = set(job_ids)
+        waiting = [
             j
             for j in self.jobs.values()
-            if j.message_id == message_id and j.status in (JobStatus.DISPATCHED, JobStatus.PROCESSING, JobStatus.FAILED)
+            if j.status is JobStatus.DISPATCHED
+            and (j.message_id == message_id or (j.message_id is None and j.id in named))
         ]
-        for job in ended:
-            self._update(
+        transitions = []
+        for job in sorted(waiting, key=lambda j: j.id):
+            retry = job.attempts + 1 < job.max_attempts
+            changed = self._update(
                 job,
                 now,
-                status=JobStatus.DEAD,
-                finished_at=now,
+                attempts=job.attempts + 1,
+                failed_deliveries=job.failed_deliveries + 1,
+                status=JobStatus.FAILED if retry else JobStatus.DEAD,
+                finished_at=None if retry else now,
+                cause=None if retry else FailureCause.DELIVERY,
+                run_after=now,
                 lease_expires_at=None,
-                last_error=reason[:ERROR_MAX_CHARS],
+                message_id=None,
+                last_error=f"QStash message {message_id}: {reason}"[:ERROR_MAX_CHARS],
             )
-        return [j.id for j in ended]
+            transitions.append(Transition(changed.id, changed.status))
+        return transitions
 
     async def requeue(self, ids: Sequence[int]) -> list[Requeued]:
         now = self.clock()
@@ -493,6 +551,8 @@ class InMemoryJobStore:
                     now,
                     status=JobStatus.PENDING,
                     attempts=0,
+                    failed_deliveries=0,
+                    cause=None,
                     run_after=now,
                     finished_at=None,
                     message_id=None,
@@ -508,6 +568,7 @@ class InMemoryJobStore:
                     now,
                     status=JobStatus.DONE,
                     finished_at=now,
+                    cause=None,
                     last_error=f"superseded by pending job {pending.id}",
                 )
                 requeued.append(Requeued(job.id, JobStatus.DONE, pending.id))
@@ -525,6 +586,7 @@ class InMemoryJobStore:
             finished_at=now,
             lease_expires_at=None,
             last_error="cancelled by operator",
+            cause=FailureCause.CANCELLED,
         )
 
     async def recent(self, status: JobStatus, limit: int) -> list[Job]:
@@ -594,8 +656,15 @@ class InMemoryJobStore:
         self.indexed.add(model)
         return "ready"
 
-    async def announce_worker(self, name: str, mode: str, breaker: str) -> None:
-        self.workers[name] = (mode, breaker)
+    async def announce_worker(self, name: str, mode: str, breaker: str, *, role: str = "listener") -> None:
+        known = self.workers.get(name)
+        problem = (known.problem, known.problem_at) if known else (None, None)
+        self.workers[name] = WorkerRow(name, mode, breaker, role, self.clock(), *problem)
+
+    async def note_problem(self, worker: str, problem: str) -> None:
+        known = self.workers.get(worker)
+        if known is not None:
+            self.workers[worker] = dataclasses.replace(known, problem=problem, problem_at=self.clock())
 
     async def forget_worker(self, name: str) -> None:
         self.workers.pop(name, None)
@@ -620,4 +689,5 @@ __all__ = [
     "PermanentError",
     "RetryableError",
     "StoredChunk",
+    "WorkerRow",
 ]

@@ -39,3 +39,8 @@ class CircuitBreaker:
         if self.state is BreakerState.HALF_OPEN or self.consecutive_failures >= self.failure_threshold:
             self.state = BreakerState.OPEN
             self.opened_at = self.clock()
+
+    def trip(self) -> None:
+        """Open now (QStash did not answer at start): process locally until the cool-down ends."""
+        self.state = BreakerState.OPEN
+        self.opened_at = self.clock()

@@ -27,7 +27,7 @@ from embedq.errors import EmbedqError
 from embedq.jobs import Job, JobStatus
 from embedq.listener.breaker import BreakerState, CircuitBreaker
 from embedq.processing import Outcome, Processor
-from embedq.qstash.client import PublishError, QStashClient
+from embedq.qstash.client import PublishError, QStashCallError, QStashClient
 from embedq.qstash.messages import deduplication_id, message_batches, message_body
 from embedq.settings import PriorityTier, Settings
 from embedq.store import PriorityRange, Store
@@ -145,6 +145,8 @@ class BatchPublisher(Protocol):
 
     async def publish_batch(self, requests: list[dict[str, Any]]) -> list[str]: ...
 
+    async def dead_letters(self, url: str) -> list[dict[str, Any]]: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -181,6 +183,20 @@ class QStashSink:
     def mode(self) -> str:
         return "fallback" if self.circuit.state is BreakerState.OPEN else "qstash"
 
+    async def check(self) -> None:
+        """At start, ask QStash once (a read of its DLQ). Unreachable, rate limited, or refusing
+        the token: say so in one line and process jobs here from the start; the breaker's
+        cool-down then decides when to try QStash again."""
+        try:
+            await self.client.dead_letters(self.jobs_url or "")
+        except QStashCallError as exc:
+            self.circuit.trip()
+            metrics.BREAKER_OPEN.set(1)
+            logger.warning(
+                f"{exc.hint}: processing jobs here, trying QStash again every {self.circuit.cool_down:g} s",
+                extra={"action": "qstash_check", "problem": exc.problem, "error": str(exc)},
+            )
+
     @property
     def breaker(self) -> BreakerState:
         return self.circuit.state
@@ -216,12 +232,30 @@ class QStashSink:
         to_publish = [j for j in jobs if j.status is JobStatus.DISPATCHED]
         to_process = [j for j in jobs if j.status is JobStatus.PROCESSING]
         outcome = SinkOutcome()
+        undeliverable = [j for j in to_publish if j.failed_deliveries >= self.settings.max_failed_deliveries]
+        if undeliverable:
+            # every delivery ends: QStash could not deliver these often enough (their last_error
+            # says why); they are processed here rather than published again
+            logger.warning(
+                "QStash could not deliver these jobs; processing them here",
+                extra={
+                    "action": "undeliverable",
+                    "job_ids": [j.id for j in undeliverable],
+                    "error": undeliverable[0].last_error,
+                },
+            )
+            to_publish = [j for j in to_publish if j.failed_deliveries < self.settings.max_failed_deliveries]
+            to_process += await self.store.undispatch([j.id for j in undeliverable], self.local.lease_seconds)
         if to_publish:
             try:
                 await self._publish(to_publish)
             except PublishError as exc:
+                # the first failure in a row is news; the next ones (and failed trial publishes)
+                # only confirm it, and the mode change is announced by the heartbeat
+                news = self.circuit.state is BreakerState.CLOSED and self.circuit.consecutive_failures == 0
                 self._record(published=False)
-                logger.warning(
+                logger.log(
+                    logging.WARNING if news else logging.INFO,
                     "publish failed; processing the jobs here",
                     extra={
                         "action": "publish",

@@ -18,6 +18,7 @@ import asyncpg
 
 from embedq import db
 from embedq.jobs import Job
+from embedq.listener.dead_letters import DeadLetterReader
 from embedq.listener.heartbeat import Heartbeat
 from embedq.listener.indexer import Indexer, build_index_when_due
 from embedq.listener.rescuer import Rescuer
@@ -29,7 +30,7 @@ from embedq.processing import Processor
 from embedq.providers.base import Embedder
 from embedq.settings import Settings
 from embedq.store import JobStore, PriorityRange, Store
-from embedq.workers import worker_name
+from embedq.workers import heartbeat_interval, worker_name
 
 logger = logging.getLogger(__name__)
 #: how long a worker waits before claiming again after the database was unreachable
@@ -255,19 +256,24 @@ class Listener:
                     f"embedq models activate {model.name} makes it the active one",
                     extra={"action": "start", "model": model.name},
                 )
-            heartbeat = Heartbeat(store, self.name, sink)
+            if isinstance(sink, QStashSink):
+                await sink.check()
+            heartbeat = Heartbeat(store, self.name, sink, heartbeat_interval(self.settings.worker_timeout))
             await heartbeat.announce()
+            rescuer = Rescuer(store, self.config.rescue_interval, worker_timeout=self.settings.worker_timeout)
             if drain:
-                await Rescuer(store).rescue()
+                await rescuer.rescue()
             else:
                 notifier = Notifier(self.dsn, f"{app}-notify", lambda _payload: self._wake.set())
                 tasks.append(asyncio.create_task(notifier.run(self._stop), name="embedq-notifier"))
                 services = [
-                    Rescuer(store, self.config.rescue_interval),
+                    rescuer,
                     Indexer(store, self.embedder.model, self.config.hnsw_min_rows, self.config.rescue_interval),
                     heartbeat,
                     QueueRefresh(store),
                 ]
+                if self.settings.qstash_enabled:
+                    services.append(DeadLetterReader(store, self.settings, self.name))
                 tasks.extend(service.start(self._stop) for service in services)
             claimer = Claimer(
                 store,

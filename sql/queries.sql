@@ -25,28 +25,28 @@ SELECT * FROM embedq.jobs_undispatch($1::bigint[], make_interval(secs => $2))
 -- name: jobs_accept
 SELECT * FROM embedq.jobs_accept($1::bigint[], $2, make_interval(secs => $3))
 
--- name: jobs_dead_by_message
-SELECT * FROM embedq.jobs_dead_by_message($1, $2)
-
 -- name: jobs_get_many
 SELECT * FROM embedq.jobs WHERE id = ANY ($1::bigint[])
 
 -- name: workers_announce
-INSERT INTO embedq.workers (name, mode, breaker) VALUES ($1, $2, $3)
-ON CONFLICT (name) DO UPDATE SET mode = excluded.mode, breaker = excluded.breaker, seen_at = now()
+INSERT INTO embedq.workers (name, mode, breaker, role) VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO UPDATE SET mode = excluded.mode, breaker = excluded.breaker, role = excluded.role, seen_at = now()
 
 -- name: workers_forget
 DELETE FROM embedq.workers WHERE name = $1
 
 -- name: workers_active
-SELECT name, mode, breaker, started_at, seen_at FROM embedq.workers
-WHERE seen_at > now() - interval '2 minutes' ORDER BY name
+-- listeners only (webhooks heartbeat too); the last delivery problem one diagnosed, for an hour
+SELECT name, mode, breaker, started_at, seen_at,
+       CASE WHEN problem_at > now() - interval '1 hour' THEN problem END AS problem
+FROM embedq.workers
+WHERE seen_at > now() - interval '2 minutes' AND role = 'listener' ORDER BY name
 
 -- name: jobs_complete
 SELECT * FROM embedq.jobs_complete($1::bigint[], $2::integer[])
 
 -- name: jobs_fail
-SELECT * FROM embedq.jobs_fail($1::bigint[], $2::integer[], $3, $4, $5, $6, $7, make_interval(secs => $8))
+SELECT * FROM embedq.jobs_fail($1::bigint[], $2::integer[], $3, $4, $5, $6, $7, make_interval(secs => $8), $9)
 
 -- name: jobs_extend_lease
 -- Heartbeat of a worker still processing its claims: (id, attempts) identifies each claim.
@@ -55,7 +55,7 @@ FROM unnest($1::bigint[], $2::integer[]) AS claim(id, attempts)
 WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status = 'processing'
 
 -- name: jobs_rescue
-SELECT * FROM embedq.jobs_rescue()
+SELECT * FROM embedq.jobs_rescue(make_interval(secs => $1))
 
 -- name: jobs_requeue
 SELECT * FROM embedq.jobs_requeue($1::bigint[])
@@ -371,3 +371,34 @@ ORDER BY priority, minute
 -- name: doctor_announce
 -- `embedq doctor` LISTENs on embedq_doctor for the nonce it sent through QStash
 SELECT pg_notify('embedq_doctor', $1)
+
+-- name: jobs_undelivered
+SELECT * FROM embedq.jobs_undelivered($1, $2, $3::bigint[])
+
+-- name: workers_note_problem
+UPDATE embedq.workers SET problem = $2, problem_at = now() WHERE name = $1
+
+-- name: maintenance_retryable_dead_ids
+-- dead jobs whose cause may have passed by itself (embedq.jobs.TRANSIENT_CAUSES)
+SELECT id FROM embedq.jobs WHERE status = 'dead' AND cause = ANY ($1::embedq.failure_cause[])
+
+-- name: schedule_runs_seed
+-- a task's first sighting: counted as run now (for tasks that must not run at the first start)
+INSERT INTO embedq.schedule_runs (task, last_run_at) VALUES ($1, now()) ON CONFLICT (task) DO NOTHING
+
+-- name: schedule_runs_claim
+-- The task is due (never run, or last run at least $2 seconds ago): this caller runs it now.
+-- The row lock makes two processes that find it due at once run it once.
+INSERT INTO embedq.schedule_runs AS s (task, last_run_at) VALUES ($1, now())
+ON CONFLICT (task) DO UPDATE SET last_run_at = now()
+WHERE s.last_run_at <= now() - make_interval(secs => $2)
+RETURNING last_run_at
+
+-- name: schedule_runs_record
+INSERT INTO embedq.schedule_runs AS s (task, last_run_at) VALUES ($1, now())
+ON CONFLICT (task) DO UPDATE SET last_run_at = now()
+
+-- name: workers_prune
+-- workers unseen for a day (a killed process never forgets itself)
+WITH pruned AS (DELETE FROM embedq.workers WHERE seen_at < now() - interval '1 day' RETURNING 1)
+SELECT count(*) FROM pruned

@@ -67,7 +67,9 @@ GRANT USAGE ON SEQUENCE embedq.event_id_seq TO embedq_listener, embedq_webhook;
 -- job_inbox: jobs_ingest moves the triggers' rows into jobs (DELETE ... FOR UPDATE SKIP LOCKED).
 --       No INSERT: only the triggers (the application's role) write the inbox.
 -- embeddings: upsert, trim surplus chunks, delete vectors of deleted rows.
--- workers: each listener announces its mode and forgets itself on exit.
+-- workers: each listener announces its mode (heartbeat) and forgets itself on exit; `embedq
+--       maintenance` prunes the rows of killed ones.
+-- schedule_runs: the local timers record the recurring tasks' runs.
 -- models: model_ensure records the model (INSERT); `embedq models activate` (UPDATE).
 -- search_log: `embedq search` logs (INSERT); `embedq maintenance` prunes (DELETE).
 -- sources: read-only. Registering a table creates triggers: the owner's job, not a service's.
@@ -79,11 +81,12 @@ GRANT SELECT, UPDATE, DELETE ON embedq.job_inbox TO embedq_listener;
 GRANT SELECT ON embedq.sources TO embedq_listener;
 GRANT SELECT, INSERT, UPDATE ON embedq.models TO embedq_listener;
 GRANT SELECT, INSERT, DELETE ON embedq.search_log TO embedq_listener;
+GRANT SELECT, INSERT, UPDATE ON embedq.schedule_runs TO embedq_listener;
 
 GRANT EXECUTE ON FUNCTION
     embedq.jobs_ingest, embedq.jobs_claim, embedq.jobs_set_message,
     embedq.jobs_undispatch, embedq.jobs_complete, embedq.jobs_fail, embedq.jobs_rescue,
-    embedq.jobs_requeue, embedq.jobs_cancel, embedq.jobs_queue, embedq.jobs_announce,
+    embedq.jobs_requeue, embedq.jobs_cancel, embedq.jobs_queue, embedq.jobs_announce, embedq.jobs_undelivered,
     embedq.source_rows, embedq.source_page, embedq.backfill,
     embedq.model_ensure, embedq.model_activate, embedq.model_index_state, embedq.model_index_ddl,
     embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name,
@@ -94,19 +97,22 @@ TO embedq_listener;
 
 -- 3. embedq_webhook ----------------------------------------------------------------------------
 -- The same data rights, minus what only the listener does: no claiming for QStash or local
--- processing (it accepts delivered jobs with jobs_accept), no rescuer, no worker registry
--- (read-only, for /v1/status), no model activation, no index builds.
+-- processing (it accepts delivered jobs with jobs_accept), no rescuer, no model activation, no
+-- index builds. It heartbeats in the worker registry (a killed webhook's jobs are returned).
 -- jobs INSERT and job_inbox DELETE: /v1/status ingests the inbox first, as `embedq status` does.
--- jobs/search_log DELETE and jobs_requeue: the signed /v1/maintenance prunes and retries.
+-- jobs/search_log DELETE and jobs_requeue: the signed /v1/maintenance prunes and retries, and
+-- records its run in schedule_runs. jobs_undelivered: the failure callback (/v1/failures).
 GRANT SELECT, INSERT, UPDATE, DELETE ON embedq.jobs, embedq.embeddings TO embedq_webhook;
 GRANT SELECT, UPDATE, DELETE ON embedq.job_inbox TO embedq_webhook;
-GRANT SELECT ON embedq.sources, embedq.workers TO embedq_webhook;
+GRANT SELECT ON embedq.sources TO embedq_webhook;
+GRANT SELECT, INSERT, UPDATE, DELETE ON embedq.workers TO embedq_webhook;
+GRANT SELECT, INSERT, UPDATE ON embedq.schedule_runs TO embedq_webhook;
 GRANT SELECT, INSERT ON embedq.models TO embedq_webhook;
 GRANT SELECT, INSERT, DELETE ON embedq.search_log TO embedq_webhook;
 
 GRANT EXECUTE ON FUNCTION
     embedq.jobs_ingest, embedq.jobs_accept, embedq.jobs_complete, embedq.jobs_fail,
-    embedq.jobs_dead_by_message, embedq.jobs_requeue, embedq.jobs_announce,
+    embedq.jobs_undelivered, embedq.jobs_requeue, embedq.jobs_announce,
     embedq.source_rows, embedq.model_ensure, embedq.model_index_state,
     embedq.search, embedq._vector_schema, embedq._model_vector_type, embedq._model_index_name,
     embedq.hybrid_search, embedq._search_model, embedq._search_check_page, embedq._search_filter,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -31,7 +32,7 @@ from embedq.webhook.auth import TokenBackend
 from embedq.webhook.events import EventHub
 from embedq.webhook.responses import error
 from embedq.webhook.state import State
-from embedq.workers import worker_name
+from embedq.workers import WEBHOOK, WorkerHeartbeat, heartbeat_interval, worker_name
 
 #: how long start-up waits for the events connection, so the first subscribers miss nothing
 EVENTS_CONNECT_SECONDS = 5.0
@@ -53,6 +54,7 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
         events = EventHub(resolved_dsn, f"{settings.application_name}-events")
         stop_events = asyncio.Event()
         events_task = asyncio.create_task(events.notifier.run(stop_events), name="embedq-events")
+        heartbeat_task: asyncio.Task[None] | None = None
         try:
             async with pool.acquire() as conn:
                 await db.ensure_migrated(conn)
@@ -60,6 +62,7 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
             await store.ensure_model(used_embedder.model, used_embedder.provider, used_embedder.dimensions)
             with contextlib.suppress(TimeoutError):  # it keeps trying in the background
                 await asyncio.wait_for(events.notifier.connected.wait(), EVENTS_CONNECT_SECONDS)
+            name = f"webhook:{worker_name()}"
             app.state.embedq = State(
                 settings=settings,
                 pool=pool,
@@ -67,13 +70,23 @@ def create_app(settings: Settings, *, dsn: str | None = None, embedder: Embedder
                 embedder=used_embedder,
                 processor=Processor(store, used_embedder, settings, redelivery_seconds=settings.dispatch_timeout),
                 verifiers=qstash_routes.build_verifiers(settings),
-                name=f"webhook:{worker_name()}",
+                name=name,
                 events=events,
             )
+            # the jobs a delivery was processing when this process died run again within
+            # EMBEDQ_WORKER_TIMEOUT (embedq.workers), as a listener's do
+            heartbeat = WorkerHeartbeat(
+                store, name, WEBHOOK, lambda: ("qstash", "closed"), heartbeat_interval(settings.worker_timeout)
+            )
+            heartbeat_task = heartbeat.start(stop_events)
             yield
         finally:
             stop_events.set()
             await events_task
+            if heartbeat_task is not None:
+                await heartbeat_task
+                with contextlib.suppress(*db.CONNECTION_ERRORS, asyncpg.PostgresError):
+                    await JobStore(pool).forget_worker(name)
             await pool.close()
             if embedder is None and hasattr(used_embedder, "aclose"):
                 await used_embedder.aclose()

@@ -9,7 +9,6 @@ processing made of its jobs (embedq.webhook.delivery).
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 
@@ -22,9 +21,11 @@ from embedq import db
 from embedq.errors import InvalidInput, RetryableError
 from embedq.jobs import JobStatus
 from embedq.maintenance import run_maintenance
+from embedq.qstash.deliveries import from_failure_callback
 from embedq.qstash.messages import parse_message
 from embedq.qstash.signature import InvalidSignature, SignatureVerifier
 from embedq.queries import query
+from embedq.schedules import record_run
 from embedq.settings import Settings
 from embedq.webhook.delivery import delivery_answer, error_answer
 from embedq.webhook.responses import error
@@ -113,38 +114,49 @@ async def post_jobs(request: Request) -> Response:
     result: dict[str, object] = {"accepted": [j.id for j in jobs], "skipped": skipped, "waiting": held_back}
     if outcome is not None:
         result.update(done=outcome.done, failed=outcome.failed, dead=outcome.dead)
+        if outcome.failed or outcome.dead:
+            # why, for QStash's logs, its DLQ and the failure callback (embedq.qstash.deliveries)
+            failed = await state.store.get_many((outcome.failed or outcome.dead)[:1])
+            if failed and failed[0].last_error:
+                result["error"] = failed[0].last_error[:500]
     answer = delivery_answer(outcome, held_back)
     return JSONResponse(result, status_code=answer.status, headers=answer.headers or None)
 
 
 async def post_failures(request: Request) -> Response:
-    """QStash's failure callback: retries are exhausted, the message is in its DLQ."""
+    """QStash's failure callback: it gave up on a message (its retries are exhausted, the
+    message is in its DLQ). Its jobs still waiting for it count a failed delivery (and an
+    attempt), with the cause and the likely fix as their error: a listener publishes them again,
+    processes them itself after EMBEDQ_MAX_FAILED_DELIVERIES, or they die out of attempts."""
     state = state_of(request)
     body = await verified_body(request, "/v1/failures")
     if isinstance(body, Response):
         return body
     try:
         callback = json.loads(body)
-        message_id = callback["sourceMessageId"]
-        if not isinstance(message_id, str) or not message_id or len(message_id) > 200 or not message_id.isprintable():
-            raise ValueError("sourceMessageId must be a short printable string")
-        if not isinstance(callback.get("body") or "", str):
-            raise ValueError("body must be the base64 text of the last answer")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        if not isinstance(callback, dict):
+            raise ValueError("a JSON object is expected")
+        undelivered = from_failure_callback(callback)
+    except (UnicodeDecodeError, ValueError) as exc:
         return error(400, f"not a QStash failure callback: {exc}")
-    reason = f"QStash gave up after {callback.get('retried', '?')} retries: last status {callback.get('status', '?')}"
-    try:
-        answer = base64.b64decode(callback.get("body") or "").decode("utf-8", "replace").strip()
-        if answer:
-            reason += f": {answer[:500]}"
-    except ValueError:
-        pass  # the answer is only a detail of the reason
-    dead = await state.store.dead_by_message(message_id, db.storable_text(reason))
+    reason = f"QStash gave up after {callback.get('retried', '?')} retries: {undelivered.reason}"
+    transitions = await state.store.undelivered(undelivered.message_id, db.storable_text(reason), undelivered.job_ids)
     logger.warning(
-        "message dead-lettered by QStash",
-        extra={"action": "failure_callback", "message_id": message_id, "job_ids": dead},
+        "QStash could not deliver a message",
+        extra={
+            "action": "undelivered",
+            "message_id": undelivered.message_id,
+            "job_ids": [t.id for t in transitions],
+            "dead": [t.id for t in transitions if t.status is JobStatus.DEAD],
+            "reason": reason,
+        },
     )
-    return JSONResponse({"dead": dead})
+    return JSONResponse(
+        {
+            "failed": [t.id for t in transitions if t.status is not JobStatus.DEAD],
+            "dead": [t.id for t in transitions if t.status is JobStatus.DEAD],
+        }
+    )
 
 
 async def post_maintenance(request: Request) -> Response:
@@ -160,6 +172,7 @@ async def post_maintenance(request: Request) -> Response:
         return error(400, f"unknown task {task!r}")
     async with state.pool.acquire() as conn:
         report = await run_maintenance(conn, retry_all_failed=task == "retry_failed")
+        await record_run(conn, task)
     return JSONResponse(report.as_json())
 
 

@@ -28,6 +28,7 @@ import openai
 
 from embedq.batching import batch_ranges
 from embedq.errors import ConfigError, PermanentError, RetryableError
+from embedq.jobs import FailureCause
 from embedq.providers.adaptive import AdaptiveLimit, AdaptiveSemaphore
 from embedq.settings import Settings
 
@@ -249,9 +250,13 @@ class OpenAIEmbedder:
             detail = exc.body.get("message") if isinstance(exc.body, dict) else None
             message = f"{where}: HTTP {status}: {detail or exc.message}"
             if status in (408, 409, 429) or status >= 500:
-                error = RetryableError(message, retry_after=retry_after_seconds(exc.response.headers))
+                error = RetryableError(
+                    message,
+                    retry_after=retry_after_seconds(exc.response.headers),
+                    cause=FailureCause.RATE_LIMIT if status == 429 else None,
+                )
             else:
-                error = PermanentError(message)
+                error = PermanentError(message, cause=FailureCause.BAD_INPUT if status in (400, 413, 422) else None)
         else:
             # a 200 with an unreadable body (APIResponseValidationError) or a client misconfiguration
             error = PermanentError(f"{where}: {exc}")

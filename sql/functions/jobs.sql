@@ -260,22 +260,45 @@ AS $$
     SELECT changed.* FROM changed CROSS JOIN announced
 $$;
 
--- QStash's failure callback: the message is in its DLQ; its unfinished jobs are dead.
-CREATE OR REPLACE FUNCTION embedq.jobs_dead_by_message(p_message_id text, p_reason text)
-RETURNS SETOF bigint
-LANGUAGE sql
+-- A QStash message ended without an outcome: QStash gave up on it (its failure callback, or
+-- its DLQ entry read by a listener), and p_reason says why. Each of its jobs still waiting for
+-- it counts one failed delivery and one attempt: back to `failed`, runnable at once (published
+-- again, or processed by a listener once EMBEDQ_MAX_FAILED_DELIVERIES is reached), or `dead`
+-- out of attempts, with cause `delivery`. The message id is cleared: the same message reported
+-- twice (callback and DLQ) counts once, and a job published again meanwhile is not touched.
+-- p_job_ids (the ids in the message's body) also finds the jobs whose message was never recorded
+-- (the database went away between the publish and jobs_set_message): they would otherwise
+-- wait for their publish lease to lapse.
+-- plpgsql (here and below wherever a body reads columns of a later revision): every revision
+-- re-applies this file, and only plpgsql bodies are not checked against the tables up front.
+CREATE OR REPLACE FUNCTION embedq.jobs_undelivered(p_message_id text, p_reason text, p_job_ids bigint[] DEFAULT NULL)
+RETURNS TABLE (id bigint, status embedq.job_status)
+LANGUAGE plpgsql
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH changed AS (
         UPDATE embedq.jobs j
-        SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-            last_error = left(p_reason, 2000)
-        WHERE j.message_id = p_message_id AND j.status IN ('dispatched', 'processing', 'failed')
-        RETURNING j.id, j.content_type, j.source_id, j.status, j.last_error
+        SET attempts = j.attempts + 1, failed_deliveries = j.failed_deliveries + 1,
+            status = CASE WHEN j.attempts + 1 < j.max_attempts
+                          THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
+            finished_at = CASE WHEN j.attempts + 1 < j.max_attempts THEN NULL ELSE now() END,
+            cause = CASE WHEN j.attempts + 1 < j.max_attempts THEN NULL ELSE 'delivery'::embedq.failure_cause END,
+            run_after = now(), lease_expires_at = NULL, message_id = NULL, updated_at = now(),
+            last_error = left(format('QStash message %s: %s', p_message_id, p_reason), 2000)
+        WHERE j.status = 'dispatched'
+          AND (j.message_id = p_message_id OR (j.message_id IS NULL AND j.id = ANY (p_job_ids)))
+        RETURNING j.id, j.status, j.content_type, j.source_id, j.last_error
     ), announced AS (
-        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status, last_error)))
-        FROM changed
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(c.id, c.content_type, c.source_id, c.status, c.last_error)))
+        FROM changed c
     )
-    SELECT changed.id FROM changed CROSS JOIN announced
+    SELECT changed.id, changed.status FROM changed CROSS JOIN announced;
+    IF FOUND THEN
+        PERFORM pg_notify('embedq_jobs', '');
+    END IF;
+END
 $$;
 
 -- Ends claimed jobs as done. Returns the ids that were still this claim's to end.
@@ -298,24 +321,32 @@ $$;
 
 -- Records a failure of claimed jobs. Retryable failures wait an exponential backoff
 -- (base * 2^(attempts-1), capped, with +-20% jitter, at least p_min_delay_seconds) as
--- `failed`; permanent ones, and jobs out of attempts, become `dead`. Either way the error is
--- kept on the row.
+-- `failed`; permanent ones, and jobs out of attempts, become `dead`, with p_cause (an
+-- embedq.failure_cause; NULL: `outage` for a retryable failure, `rejected` for a permanent
+-- one). Either way the error is kept on the row.
 --
 -- With p_redelivery set (the webhook), a retryable failure goes back to `dispatched` for that
 -- long instead: QStash redelivers the message itself, and the backoff is QStash's.
 CREATE OR REPLACE FUNCTION embedq.jobs_fail(
     p_ids bigint[], p_attempts integer[], p_error text, p_retryable boolean,
     p_base_seconds double precision DEFAULT 2, p_max_seconds double precision DEFAULT 3600,
-    p_min_delay_seconds double precision DEFAULT 0, p_redelivery interval DEFAULT NULL
+    p_min_delay_seconds double precision DEFAULT 0, p_redelivery interval DEFAULT NULL,
+    p_cause text DEFAULT NULL
 ) RETURNS TABLE (id bigint, status embedq.job_status)
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH changed AS (
     UPDATE embedq.jobs j
     SET status = CASE WHEN NOT (p_retryable AND j.attempts < j.max_attempts) THEN 'dead'::embedq.job_status
                       WHEN p_redelivery IS NOT NULL THEN 'dispatched'::embedq.job_status
                       ELSE 'failed'::embedq.job_status END,
         finished_at = CASE WHEN p_retryable AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
+        cause = CASE WHEN p_retryable AND j.attempts < j.max_attempts THEN NULL
+                     ELSE coalesce(p_cause, CASE WHEN p_retryable THEN 'outage' ELSE 'rejected' END)::embedq.failure_cause
+                END,
         run_after = now() + make_interval(secs => greatest(
             p_min_delay_seconds,
             least(p_max_seconds, p_base_seconds * power(2, greatest(j.attempts - 1, 0)))
@@ -329,34 +360,81 @@ AS $$
     ), announced AS (
         -- a retryable failure the webhook hands back to QStash is announced as `failed` too
         SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(
-            id, content_type, source_id, CASE WHEN status = 'dead' THEN 'dead' ELSE 'failed' END, last_error)))
-        FROM changed
+            c.id, c.content_type, c.source_id, CASE WHEN c.status = 'dead' THEN 'dead' ELSE 'failed' END, c.last_error)))
+        FROM changed c
     )
-    SELECT changed.id, changed.status FROM changed CROSS JOIN announced
+    SELECT changed.id, changed.status FROM changed CROSS JOIN announced;
+END
 $$;
 
--- Returns jobs whose lease expired to `failed`, runnable at once (so they are processed or
--- published again), or to `dead` when they are out of attempts: a worker that crashed or
--- hung, or a QStash message that neither the webhook nor the failure callback ever ended.
-CREATE OR REPLACE FUNCTION embedq.jobs_rescue()
+-- Returns to the queue the jobs nobody will end:
+-- - jobs whose lease expired: their worker crashed or hung, or, for `dispatched` jobs, QStash
+--   never ended their message (no delivery, no failure callback, no DLQ entry read) within
+--   EMBEDQ_DISPATCH_TIMEOUT. That counts as a failed delivery and an attempt, as
+--   jobs_undelivered does: a message that can never be delivered is not published forever.
+-- - jobs `processing` by a worker (listener or webhook) unseen for p_worker_timeout in
+--   embedq.workers: killed or cut off; its jobs need not wait out their lease. A webhook's
+--   claims are named `<worker>:<message id>`. Not judged while the server itself has been up
+--   for less than p_worker_timeout: after a restart, every worker is unseen until it
+--   heartbeats again.
+-- Each becomes `failed`, runnable at once, or `dead` when out of attempts (cause `delivery`
+-- for a dispatch, `crash` for a worker lost mid-work), and the listeners are woken up.
+CREATE OR REPLACE FUNCTION embedq.jobs_rescue(p_worker_timeout interval DEFAULT NULL)
 RETURNS TABLE (id bigint, status embedq.job_status)
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
-    WITH changed AS (
-        UPDATE embedq.jobs j
-        SET status = CASE WHEN j.attempts < j.max_attempts
-                          THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
-            finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END,
-            run_after = now(),
-            last_error = format('lease expired while %s by %s', j.status, coalesce(j.locked_by, 'unknown')),
-            lease_expires_at = NULL, updated_at = now()
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH gone AS (
+        SELECT w.name FROM embedq.workers w
+        WHERE p_worker_timeout IS NOT NULL AND w.seen_at < now() - p_worker_timeout
+          AND pg_postmaster_start_time() < now() - p_worker_timeout
+    ), lost AS (
+        -- expired leases: a range of the jobs_lease_expiry index; workers gone: usually none
+        SELECT j.id, (j.status = 'dispatched')::integer AS undelivered, true AS expired
+        FROM embedq.jobs j
         WHERE j.status IN ('processing', 'dispatched') AND j.lease_expires_at < now()
+        UNION
+        SELECT j.id, 0, false
+        FROM gone g
+        JOIN embedq.jobs j ON j.status = 'processing' AND j.lease_expires_at >= now()
+                          AND (j.locked_by = g.name OR starts_with(j.locked_by, g.name || ':'))
+    ), changed AS (
+        UPDATE embedq.jobs j
+        SET status = CASE WHEN j.attempts + l.undelivered < j.max_attempts
+                          THEN 'failed'::embedq.job_status ELSE 'dead'::embedq.job_status END,
+            finished_at = CASE WHEN j.attempts + l.undelivered < j.max_attempts THEN NULL ELSE now() END,
+            cause = CASE WHEN j.attempts + l.undelivered < j.max_attempts THEN NULL
+                         WHEN l.undelivered = 1 THEN 'delivery'::embedq.failure_cause
+                         ELSE 'crash'::embedq.failure_cause END,
+            attempts = j.attempts + l.undelivered,
+            failed_deliveries = j.failed_deliveries + l.undelivered,
+            run_after = now(),
+            last_error = CASE
+                WHEN l.undelivered = 1 AND j.message_id IS NULL THEN format(
+                    'publishing by %s did not finish (its lease expired before the message was recorded)',
+                    coalesce(j.locked_by, 'unknown'))
+                WHEN l.undelivered = 1 THEN format(
+                    'QStash message %s: no outcome within EMBEDQ_DISPATCH_TIMEOUT: no delivery, no failure '
+                    'callback, no DLQ entry; is QStash delivering to EMBEDQ_WEBHOOK_URL?', j.message_id)
+                WHEN l.expired THEN format('lease expired while %s by %s', j.status, coalesce(j.locked_by, 'unknown'))
+                ELSE format('worker %s stopped heartbeating (unseen for %s) while processing',
+                            j.locked_by, p_worker_timeout)
+            END,
+            lease_expires_at = NULL, updated_at = now()
+        FROM lost l
+        WHERE j.id = l.id AND j.status IN ('processing', 'dispatched')
         RETURNING j.id, j.status, j.content_type, j.source_id, j.last_error
     ), announced AS (
-        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, status, last_error)))
-        FROM changed
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(c.id, c.content_type, c.source_id, c.status, c.last_error)))
+        FROM changed c
     )
-    SELECT changed.id, changed.status FROM changed CROSS JOIN announced
+    SELECT changed.id, changed.status FROM changed CROSS JOIN announced;
+    IF FOUND THEN
+        PERFORM pg_notify('embedq_jobs', '');
+    END IF;
+END
 $$;
 
 -- Puts ended or failing jobs back in the queue with their attempts cleared. Where the source
@@ -383,8 +461,8 @@ BEGIN
         FOR UPDATE;
         IF v_pending IS NULL THEN
             UPDATE embedq.jobs j
-            SET status = 'pending', attempts = 0, run_after = now(), finished_at = NULL,
-                message_id = NULL, locked_by = NULL, updated_at = now()
+            SET status = 'pending', attempts = 0, failed_deliveries = 0, cause = NULL, run_after = now(),
+                finished_at = NULL, message_id = NULL, locked_by = NULL, updated_at = now()
             WHERE j.id = v_job.id;
             id := v_job.id; status := 'pending'; merged_into := NULL;
         ELSE
@@ -393,7 +471,7 @@ BEGIN
                 updated_at = now()
             WHERE p.id = v_pending;
             UPDATE embedq.jobs j
-            SET status = 'done', finished_at = now(), updated_at = now(),
+            SET status = 'done', finished_at = now(), updated_at = now(), cause = NULL,
                 last_error = format('superseded by pending job %s', v_pending)
             WHERE j.id = v_job.id;
             id := v_job.id; status := 'done'; merged_into := v_pending;
@@ -409,19 +487,22 @@ $$;
 -- Ends a job that has not ended yet as dead, kept for replay.
 CREATE OR REPLACE FUNCTION embedq.jobs_cancel(p_id bigint)
 RETURNS SETOF embedq.jobs
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
+BEGIN
+    RETURN QUERY
     WITH changed AS (
         UPDATE embedq.jobs j
         SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-            last_error = 'cancelled by operator'
+            last_error = 'cancelled by operator', cause = 'cancelled'
         WHERE j.id = p_id AND j.status NOT IN ('done', 'dead')
         RETURNING j.*
     ), announced AS (
-        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(id, content_type, source_id, 'dead', last_error)))
-        FROM changed
+        SELECT embedq.jobs_announce(jsonb_agg(jsonb_build_array(c.id, c.content_type, c.source_id, 'dead', c.last_error)))
+        FROM changed c
     )
-    SELECT changed.* FROM changed CROSS JOIN announced
+    SELECT changed.* FROM changed CROSS JOIN announced;
+END
 $$;
 
 -- Queues jobs for explicit sources (verify --fix, replays of a different kind): one pending job

@@ -341,7 +341,7 @@ BEGIN
     IF cancel_jobs THEN
         UPDATE embedq.jobs j
         SET status = 'dead', finished_at = now(), updated_at = now(), lease_expires_at = NULL,
-            last_error = 'content type unregistered'
+            last_error = 'content type unregistered', cause = 'unregistered'
         WHERE j.content_type = v_source.content_type AND j.status IN ('pending', 'failed');
     END IF;
 END

@@ -205,10 +205,13 @@ async def test_exhausted_retries_end_in_the_failure_callback(conn, delivery):
     delivery.embedder.fail_next = [RetryableError("provider down (502)") for _ in range(10)]
     await delivery.listener().run(drain=True)
     await delivery.qstash.wait_idle()
-    await wait_for(lambda: _status_is(conn, "dead"))
-    job = await conn.fetchrow("SELECT last_error, attempts FROM embedq.jobs")
-    assert job["last_error"].startswith("QStash gave up after 2 retries: last status 503")
-    assert job["attempts"] == 3  # the first delivery and QStash's two retries
+    await wait_for(lambda: _status_is(conn, "failed"))
+    job = await conn.fetchrow("SELECT last_error, attempts, failed_deliveries, message_id FROM embedq.jobs")
+    # one failed delivery more (back to the queue: published again, or processed by a listener)
+    assert job["last_error"].startswith("QStash message msg_")
+    assert "QStash gave up after 2 retries: the webhook at" in job["last_error"]
+    assert "answered 503" in job["last_error"] and "provider down (502)" in job["last_error"]
+    assert (job["attempts"], job["failed_deliveries"], job["message_id"]) == (4, 1, None)
 
 
 async def _status_is(conn, status: str) -> bool:
@@ -291,7 +294,13 @@ async def test_failure_callback_and_maintenance_need_their_own_signatures(conn, 
         },
     )
     assert maintenance.status_code == 200
-    assert set(maintenance.json()) == {"pruned_jobs", "pruned_searches", "requeued_failed"}
+    assert set(maintenance.json()) == {
+        "pruned_jobs",
+        "pruned_searches",
+        "requeued_failed",
+        "requeued_dead",
+        "pruned_workers",
+    }
 
 
 async def test_health_status_and_search_routes(conn, delivery):
@@ -375,7 +384,7 @@ async def test_secrets_never_reach_the_logs(conn, settings, caplog):
             delivery.settings.qstash_next_signing_key,
         ]
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
-    assert "rejected delivery" in logged and "publish failed" in logged  # the paths did log
+    assert "rejected delivery" in logged and "QStash is unreachable" in logged  # the paths did log
     for secret in secrets:
         assert secret not in logged
 
@@ -451,13 +460,17 @@ async def test_a_delivery_before_the_message_id_is_recorded_still_gets_its_failu
     await conn.fetch("SELECT * FROM embedq.jobs_accept(ARRAY[$1::bigint], 'webhook', '1 minute')", job_id)
     await conn.execute("SELECT embedq.jobs_set_message(ARRAY[$1::bigint], 'msg_overtaken', '1 hour')", job_id)
     assert await conn.fetchval("SELECT message_id FROM embedq.jobs WHERE id = $1", job_id) == "msg_overtaken"
+    # the webhook fails it, to be redelivered by QStash (which gives up)
+    await conn.fetch(
+        "SELECT * FROM embedq.jobs_fail(ARRAY[$1::bigint], ARRAY[1], 'provider down', true, 1, 1, 0, '1 hour')", job_id
+    )
 
     body = json.dumps({"sourceMessageId": "msg_overtaken", "retried": 3, "status": 503}).encode()
     url = f"{delivery.webhook_url}/v1/failures"
     response = await delivery.http.post(
         url, content=body, headers={"upstash-signature": sign(delivery.settings.qstash_current_signing_key, url, body)}
     )
-    assert response.json() == {"dead": [job_id]}
+    assert response.json() == {"failed": [job_id], "dead": []}
 
 
 async def test_a_dispatch_claim_lasts_long_enough_to_publish_then_as_long_as_the_delivery(conn):

@@ -134,15 +134,16 @@ class EmbedqProcess:
     def log_text(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
-    def log_events(self, action: str) -> list[dict]:
-        """The JSON log lines with this `action`."""
+    def log_events(self, action: str | None = None, level: str | None = None) -> list[dict]:
+        """The JSON log lines with this `action` and `level` (None: any)."""
         events = []
         for line in self.log_text().splitlines():
-            if f'"action": "{action}"' in line:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    pass
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if (action is None or event.get("action") == action) and (level is None or event.get("level") == level):
+                events.append(event)
         return events
 
     def tail(self, lines: int = 25) -> str:
@@ -198,6 +199,14 @@ class Harness:
         port = port or free_port()
         env = {"EMBEDQ_WEBHOOK_URL": f"http://127.0.0.1:{port}/v1/jobs", **env}
         process = self._process("webhook", ["serve", "--port", str(port)], env, port)
+        await self.wait_healthy(process)
+        return process
+
+    async def up(self, port: int | None = None, **env: str) -> EmbedqProcess:
+        """`embedq up --port P` (listener, webhook and schedules), once GET /healthz answers 200."""
+        port = port or free_port()
+        env = {"EMBEDQ_WEBHOOK_URL": f"http://127.0.0.1:{port}/v1/jobs", **env}
+        process = self._process("up", ["up", "--port", str(port)], env, port)
         await self.wait_healthy(process)
         return process
 

@@ -3,6 +3,8 @@ embedded twice.
 
 1. `embedq listen` killed at random moments during a load, restarted each time.
 2. `embedq serve` (the webhook QStash calls) killed mid-batch while QStash keeps retrying.
+3. `embedq listen` killed with the default lease: the other listener notices it stopped
+   heartbeating, and its jobs run again within EMBEDQ_WORKER_TIMEOUT.
 """
 
 from __future__ import annotations
@@ -139,4 +141,78 @@ async def test_webhook_killed_mid_batch_while_qstash_retries(
         kills=kills,
         in_hand_at_kill=sum(killed_in_hand),
         qstash_retried_deliveries=failed_deliveries,
+    )
+
+
+async def test_a_killed_listeners_jobs_run_again_within_the_worker_timeout(
+    conn, dsn, provider, make_harness, fault_scale, background, record_figures
+):
+    """3. kill -9 of a listener with the default lease (300 s), heartbeat and rescuer settings: the
+    other listener's rescuer notices it stopped heartbeating and its jobs run again within
+    EMBEDQ_WORKER_TIMEOUT (30 s), not after their lease."""
+    rows = fault_scale.pick(200, 1000)
+    rng = random.Random(SEED + 3)
+    provider.latency = 0.5  # batches take a while, so the victim is killed holding some
+    harness = make_harness(
+        dsn,
+        provider_url=provider.base_url,
+        EMBEDQ_BATCH_SIZE="16",
+        EMBEDQ_LEASE_SECONDS="300",
+        EMBEDQ_RESCUE_INTERVAL="30",
+        EMBEDQ_WORKER_TIMEOUT="30",
+    )
+    victim = await harness.listener()
+    load = background(write_load(dsn, rng, rows, pause=0.05))
+    await wait_for_jobs_in_hand(conn)
+    survivor = await harness.listener()
+    await wait_until(lambda: _holds_jobs(conn, victim), 30, interval=0.01)
+    victim_names = await _names_of(conn, victim)
+    victim.kill()
+    held = await conn.fetch(
+        "SELECT id, attempts FROM embedq.jobs WHERE status = 'processing' AND locked_by = ANY ($1::text[])",
+        victim_names,
+    )
+    killed_at = asyncio.get_running_loop().time()
+
+    async def running_again() -> bool:
+        return not await conn.fetchval(
+            "SELECT count(*) FROM embedq.jobs j JOIN unnest($1::bigint[], $2::integer[]) AS h(id, attempts) "
+            "ON j.id = h.id WHERE j.attempts = h.attempts AND j.status = 'processing'",
+            [r["id"] for r in held],
+            [r["attempts"] for r in held],
+        )
+
+    await wait_until(running_again, 60, interval=0.1)
+    recovered = asyncio.get_running_loop().time() - killed_at
+    await load
+    await settle(conn, harness, timeout=fault_scale.pick(120, 600))
+
+    assert held, "the victim held no jobs when it was killed"
+    assert recovered < 30, f"its jobs ran again only {recovered:.1f} s after the kill"
+    await assert_consistent(conn, harness)
+    assert survivor.alive
+    await record_figures(
+        conn,
+        "3 listener kill -9, default lease 300 s",
+        in_hand_at_kill=len(held),
+        running_again_after_s=round(recovered, 1),
+        worker_timeout_s=30,
+    )
+
+
+async def _names_of(conn, process) -> list[str]:
+    """The names a listener process goes by (host:pid:suffix), from embedq.workers."""
+    rows = await conn.fetch(
+        "SELECT name FROM embedq.workers WHERE split_part(name, ':', 2) = $1", str(process.popen.pid)
+    )
+    return [r[0] for r in rows]
+
+
+async def _holds_jobs(conn, process) -> bool:
+    names = await _names_of(conn, process)
+    return bool(
+        names
+        and await conn.fetchval(
+            "SELECT count(*) FROM embedq.jobs WHERE status = 'processing' AND locked_by = ANY ($1::text[])", names
+        )
     )

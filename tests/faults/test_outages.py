@@ -35,6 +35,21 @@ SEED = 20261124
 RECONNECT_SECONDS = 10.0
 
 
+async def wait_idle_or_explain(qstash: QStashServer, timeout: float) -> None:
+    """QStash has delivered or given up on every message; otherwise, which ones it still holds
+    and what each of their attempts got, for the report."""
+    try:
+        await qstash.wait_idle(timeout=timeout)
+    except TimeoutError:
+        live = [m for m in qstash.messages.values() if not m.finished]
+        described = [
+            f"{m.id} to {m.url} ({m.state}, retried {m.retried}): "
+            + ", ".join(f"{a.status or a.error} then wait {a.retry_delay}" for a in m.attempts)
+            for m in live[:10]
+        ]
+        raise AssertionError(f"QStash still holds {len(live)} messages after {timeout:.0f} s: {described}") from None
+
+
 def qstash_settings(qstash: QStashServer, port: int) -> dict[str, str]:
     return {
         **qstash.env,
@@ -217,7 +232,7 @@ async def test_postgres_restart_under_load_services_reconnect_by_themselves(
         conn = await db.connect(pg.dsn, "faults-check")
         try:
             await settle(conn, harness, timeout=fault_scale.pick(120, 900))
-            await qstash.wait_idle(timeout=60)
+            await wait_idle_or_explain(qstash, timeout=60)
             for reconnect in reconnects:
                 assert reconnect.webhook < RECONNECT_SECONDS, f"webhook healthy again only after {reconnect}"
                 assert reconnect.listener < RECONNECT_SECONDS, f"listener claimed again only after {reconnect}"

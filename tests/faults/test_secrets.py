@@ -282,7 +282,7 @@ async def test_no_secret_reaches_any_output(dsn, conn, tmp_path, topology):
         "rejected delivery",
         "invalid signature",
         "wrong admin token",
-        "dead-lettered by QStash",
+        "QStash could not deliver a message",
         "Incorrect API key provided",
         "publish failed",
     ):

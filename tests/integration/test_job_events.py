@@ -60,8 +60,12 @@ async def test_every_transition_announces_itself(conn, announced):
     await conn.execute("UPDATE embedq.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", third)
     await conn.execute("SELECT * FROM embedq.jobs_rescue()")
     steps.append(shape(await announced.take()))
-    await conn.execute("UPDATE embedq.jobs SET message_id = 'msg_2' WHERE id = $1", first)
-    await conn.execute("SELECT * FROM embedq.jobs_dead_by_message('msg_2', 'QStash gave up')")
+    await conn.execute(
+        "UPDATE embedq.jobs SET status = 'dispatched', message_id = 'msg_2', lease_expires_at = now() + "
+        "interval '1 hour' WHERE id = $1",
+        first,
+    )
+    await conn.execute("SELECT * FROM embedq.jobs_undelivered('msg_2', 'QStash gave up')")
     steps.append(shape(await announced.take()))
     await conn.execute("SELECT * FROM embedq.jobs_cancel($1)", third)
     steps.append(shape(await announced.take()))
@@ -75,7 +79,7 @@ async def test_every_transition_announces_itself(conn, announced):
         [("failed", [first], "provider said no")],
         [("dead", [second], "bad text")],
         [("failed", [third], "lease expired while processing by w")],
-        [("dead", [first], "QStash gave up")],
+        [("failed", [first], "QStash message msg_2: QStash gave up")],
         [("dead", [third], "cancelled by operator")],
     ]
 

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from embedq import db
+from embedq.jobs import TRANSIENT_CAUSES, FailureCause
 from embedq.maintenance import run_maintenance
 from embedq.schedules import Recurring, run_local_schedules
 
 
-async def make_job(conn, source_id: str, status: str, age: str) -> int:
+async def make_job(conn, source_id: str, status: str, age: str, cause: str | None = None) -> int:
     finished = "now() - $2::text::interval" if status in ("done", "dead") else "NULL"
     return await conn.fetchval(
-        f"INSERT INTO embedq.jobs (content_type, source_id, status, finished_at, updated_at, run_after) "
+        f"INSERT INTO embedq.jobs (content_type, source_id, status, finished_at, updated_at, run_after, cause) "
         f"VALUES ('course', $1, $3::embedq.job_status, {finished}, now() - $2::text::interval, "
-        "now() - $2::text::interval) "
+        "now() - $2::text::interval, $4::embedq.failure_cause) "
         "RETURNING id",
         source_id,
         age,
         status,
+        cause,
     )
 
 
@@ -36,18 +39,45 @@ async def test_maintenance_prunes_and_requeues_exactly_what_it_should(conn):
 
     report = await run_maintenance(conn)
 
-    assert report.as_json() == {"pruned_jobs": 1, "pruned_searches": 1, "requeued_failed": 1}
+    assert report.as_json() == {
+        "pruned_jobs": 1,
+        "pruned_searches": 1,
+        "requeued_failed": 1,
+        "requeued_dead": 0,  # only the weekly retry requeues dead jobs
+        "pruned_workers": 0,
+    }
     remaining = {r["id"]: r["status"] for r in await conn.fetch("SELECT id, status::text FROM embedq.jobs")}
     assert old_done not in remaining
     assert remaining == {recent_done: "done", old_dead: "dead", overlooked: "pending", waiting: "failed"}
     assert [r[0] for r in await conn.fetch("SELECT query FROM embedq.search_log")] == ["recent"]
 
 
-async def test_weekly_retry_requeues_every_failed_job(conn):
+async def test_weekly_retry_requeues_every_failed_job_and_the_dead_ones_that_can_succeed(conn):
     waiting = await make_job(conn, "5", "failed", "10 minutes")
+    transient = {cause: await make_job(conn, f"t-{cause}", "dead", "3 days", cause) for cause in TRANSIENT_CAUSES}
+    permanent = {
+        cause: await make_job(conn, f"p-{cause}", "dead", "3 days", cause)
+        for cause in set(FailureCause) - TRANSIENT_CAUSES
+    }
+    unknown = await make_job(conn, "dead before causes were recorded", "dead", "3 days")
+
     report = await run_maintenance(conn, retry_all_failed=True)
-    assert report.requeued_failed == 1
-    assert await conn.fetchval("SELECT status::text FROM embedq.jobs WHERE id = $1", waiting) == "pending"
+
+    assert (report.requeued_failed, report.requeued_dead) == (1, len(TRANSIENT_CAUSES))
+    statuses = dict(await conn.fetch("SELECT id, status::text FROM embedq.jobs"))
+    assert statuses[waiting] == "pending"
+    assert {statuses[i] for i in transient.values()} == {"pending"}
+    assert {statuses[i] for i in (*permanent.values(), unknown)} == {"dead"}
+    assert await conn.fetchval("SELECT count(*) FROM embedq.jobs WHERE cause IS NOT NULL AND status <> 'dead'") == 0
+
+
+async def test_maintenance_forgets_workers_unseen_for_a_day(conn):
+    await conn.execute(
+        "INSERT INTO embedq.workers (name, mode, seen_at) VALUES ('killed', 'local', now() - interval '25 hours'), "
+        "('alive', 'local', now())"
+    )
+    assert (await run_maintenance(conn)).pruned_workers == 1
+    assert [r[0] for r in await conn.fetch("SELECT name FROM embedq.workers")] == ["alive"]
 
 
 async def test_the_local_timer_runs_maintenance_soon_after_start_then_every_period(conn, dsn):
@@ -73,3 +103,29 @@ async def test_the_local_timer_runs_maintenance_soon_after_start_then_every_peri
         stop.set()
         await asyncio.wait_for(timer, 5)
         await pool.close()
+
+
+async def test_processes_share_one_schedule_and_a_restart_resets_nothing(conn, dsn, caplog):
+    caplog.set_level(logging.INFO, logger="embedq.maintenance")
+    daily = (Recurring("daily", "", "maintenance", every_seconds=3600, at_start=True),)
+    pools = [await db.create_pool(dsn, "embedq-tests", min_size=1, max_size=1) for _ in range(3)]
+    stop = asyncio.Event()
+    timers: list[asyncio.Task] = []
+    try:
+        # three listeners start at once, each with its timer: the task runs once
+        timers += [asyncio.create_task(run_local_schedules(pool, stop, daily, first_run_delay=0)) for pool in pools]
+        async with asyncio.timeout(10):
+            while not await conn.fetchval("SELECT count(*) FROM embedq.schedule_runs WHERE task = 'daily'"):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        first_run = await conn.fetchval("SELECT last_run_at FROM embedq.schedule_runs WHERE task = 'daily'")
+        # ...and a restart within the period does not run it again
+        timers.append(asyncio.create_task(run_local_schedules(pools[0], stop, daily, first_run_delay=0)))
+        await asyncio.sleep(0.5)
+        assert await conn.fetchval("SELECT last_run_at FROM embedq.schedule_runs WHERE task = 'daily'") == first_run
+        assert [r.action for r in caplog.records if r.getMessage() == "maintenance done"] == ["maintenance"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*timers), 5)
+        for pool in pools:
+            await pool.close()

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from embedq import migrations
-from embedq.jobs import JobOp, JobStatus
+from embedq.jobs import FailureCause, JobOp, JobStatus
 from embedq.queries import all_queries
 from embedq.resources import read_sql
 
@@ -16,6 +16,8 @@ from embedq.resources import read_sql
 async def test_python_and_postgres_job_states_agree(conn):
     assert await conn.fetchval("SELECT enum_range(NULL::embedq.job_status)::text[]") == [s.value for s in JobStatus]
     assert await conn.fetchval("SELECT enum_range(NULL::embedq.job_op)::text[]") == [o.value for o in JobOp]
+    causes = await conn.fetchval("SELECT enum_range(NULL::embedq.failure_cause)::text[]")
+    assert causes == [c.value for c in FailureCause]
 
 
 def test_migrating_twice_changes_nothing(dsn):
@@ -97,6 +99,7 @@ def test_migrations_build_the_same_schema_as_the_sql_files(dsn, postgresql, embe
                 "schema/0007_hybrid_search.sql",
                 "schema/0008_write_path.sql",
                 "schema/0009_claim_by_priority.sql",
+                "schema/0010_delivery.sql",
                 *migrations.FUNCTION_FILES,
                 "sample/schema.sql",
             ):

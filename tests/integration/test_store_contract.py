@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from embedq import db
-from embedq.jobs import Job, JobOp, JobStatus
+from embedq.jobs import FailureCause, Job, JobOp, JobStatus
 from embedq.store import ChunkWrite, JobStore, Source, SourceWrite, Store
 from embedq.testing import InMemoryJobStore, ManualClock
 
@@ -279,7 +279,7 @@ async def test_requeue_revives_ended_jobs_or_merges_them_into_a_pending_one(back
     assert await backend.store.requeue([pending.id]) == []  # a pending job is not requeued
 
 
-async def test_dispatch_then_accept_or_undispatch_or_dead_by_message(backend):
+async def test_dispatch_then_accept_or_undispatch_or_undelivered(backend):
     for title in ("delivered", "fallback", "given up"):
         await backend.write("course", {"title": title})
     dispatched = await claim(backend, lease=SHORT, to=JobStatus.DISPATCHED)
@@ -294,9 +294,110 @@ async def test_dispatch_then_accept_or_undispatch_or_dead_by_message(backend):
     assert (accepted.status, accepted.attempts, accepted.locked_by) == (JobStatus.PROCESSING, 1, "webhook")
     assert await backend.store.accept([delivered.id], "webhook", LONG_LEASE) == []  # a duplicate delivery
 
-    assert await backend.store.dead_by_message("msg-2", "QStash gave up") == [given_up.id]
-    assert (await job(backend, given_up.id)).last_error == "QStash gave up"
-    assert (await job(backend, fallback.id)).status is JobStatus.FAILED  # rescued above
+    transitions = await backend.store.undelivered("msg-2", "QStash gave up")
+    assert [(t.id, t.status) for t in transitions] == [(given_up.id, JobStatus.FAILED)]
+    back = await job(backend, given_up.id)
+    assert (back.last_error, back.attempts, back.failed_deliveries) == ("QStash message msg-2: QStash gave up", 1, 1)
+    assert back.message_id is None and back.run_after <= back.updated_at  # runnable at once
+    assert await backend.store.undelivered("msg-2", "reported twice") == []  # the callback and the DLQ
+    assert await backend.store.undelivered("msg-1", "not waiting for it") == []  # the webhook has it
+    rescued = await job(backend, fallback.id)
+    assert (rescued.status, rescued.attempts, rescued.failed_deliveries) == (JobStatus.FAILED, 1, 1)
+    assert rescued.last_error.startswith("publishing by contract did not finish")
+
+
+async def test_a_message_never_recorded_is_found_by_the_jobs_it_carried(backend):
+    await backend.write("course", {"title": "published, its message id lost with the database"})
+    [dispatched] = await claim(backend, to=JobStatus.DISPATCHED)
+
+    assert await backend.store.undelivered("msg-lost", "QStash gave up") == []
+    [transition] = await backend.store.undelivered("msg-lost", "QStash gave up", [dispatched.id])
+
+    assert transition.status is JobStatus.FAILED
+    assert (await job(backend, dispatched.id)).failed_deliveries == 1
+    assert await backend.store.undelivered("msg-lost", "reported twice", [dispatched.id]) == []
+
+
+async def test_every_failed_delivery_is_an_attempt_until_the_job_dies_of_it(backend):
+    await backend.write("course", {"title": "never delivered"})
+    for attempt in (1, 2):
+        [dispatched] = await claim(backend, lease=LONG_LEASE, to=JobStatus.DISPATCHED, max_attempts=2)
+        await backend.store.set_messages([([dispatched.id], f"msg-{attempt}")], SHORT)
+        await backend.advance(2 * SHORT)
+        if attempt == 1:  # no word from QStash within the dispatch timeout
+            [rescued] = await backend.store.rescue()
+            assert rescued.status is JobStatus.FAILED
+        else:  # QStash gave up, and said so
+            [ended] = await backend.store.undelivered("msg-2", "the webhook at x answered 401")
+            assert ended.status is JobStatus.DEAD
+    dead = await job(backend, dispatched.id)
+    assert (dead.attempts, dead.failed_deliveries, dead.cause) == (2, 2, FailureCause.DELIVERY)
+    assert dead.finished_at is not None and dead.lease_expires_at is None
+
+    [requeued] = await backend.store.requeue([dead.id])
+    revived = await job(backend, requeued.id)
+    assert (revived.status, revived.attempts, revived.failed_deliveries, revived.cause) == (
+        JobStatus.PENDING,
+        0,
+        0,
+        None,
+    )
+
+
+async def test_dead_jobs_record_their_cause(backend):
+    titles = ("outage", "bad text", "dimensions", "cancelled", "crashed")
+    for title in titles:
+        await backend.write("course", {"title": title})
+    claimed = sorted(await claim(backend, max_attempts=1, lease=SHORT), key=lambda j: j.id)
+    claims = dict(zip(titles, claimed, strict=True))
+    await backend.store.fail([claims["outage"]], "503", retryable=True, base_seconds=1, max_seconds=1)
+    await backend.store.fail([claims["bad text"]], "no", retryable=False, base_seconds=1, max_seconds=1)
+    await backend.store.fail(
+        [claims["dimensions"]], "3 != 4", retryable=False, base_seconds=1, max_seconds=1, cause=FailureCause.DIMENSIONS
+    )
+    await backend.store.cancel(claims["cancelled"].id)
+    await backend.store.extend_leases([claims["crashed"]], SHORT)
+    await backend.advance(2 * SHORT)
+    await backend.store.rescue()
+
+    causes = {title: (await job(backend, j.id)).cause for title, j in claims.items()}
+
+    assert causes == {
+        "outage": FailureCause.OUTAGE,  # a retryable failure, out of attempts
+        "bad text": FailureCause.REJECTED,
+        "dimensions": FailureCause.DIMENSIONS,
+        "cancelled": FailureCause.CANCELLED,
+        "crashed": FailureCause.CRASH,
+    }
+    assert {(await job(backend, j.id)).status for j in claims.values()} == {JobStatus.DEAD}
+
+
+async def test_the_jobs_of_a_worker_unseen_for_too_long_are_returned_before_their_lease_ends(backend):
+    for title in ("unannounced worker's", "dead listener's", "dead webhook's", "live webhook's"):
+        await backend.write("course", {"title": title})
+    await backend.store.announce_worker("host:1:dead", "local", "closed")
+    await backend.store.announce_worker("webhook:host:2:dead", "qstash", "closed", role="webhook")
+    [unannounced] = await claim(backend, limit=1)
+    [by_listener] = await backend.store.claim("host:1:dead", 1, lease=LONG_LEASE, max_attempts=5, model=None)
+    [dispatched] = await claim(backend, limit=1, to=JobStatus.DISPATCHED)
+    [at_dead_webhook] = await backend.store.accept([dispatched.id], "webhook:host:2:dead:msg_9", LONG_LEASE)
+    await backend.advance(4 * SHORT)
+    await backend.store.announce_worker("webhook:host:3:alive", "qstash", "closed", role="webhook")
+    [at_live_webhook] = await backend.store.accept(
+        [(await claim(backend, limit=1, to=JobStatus.DISPATCHED))[0].id], "webhook:host:3:alive:msg_8", LONG_LEASE
+    )
+
+    assert await backend.store.rescue() == []  # no lease expired
+    returned = await backend.store.rescue(worker_timeout=3 * SHORT)
+
+    assert sorted((t.id, t.status) for t in returned) == sorted(
+        [(by_listener.id, JobStatus.FAILED), (at_dead_webhook.id, JobStatus.FAILED)]
+    )
+    assert (await job(backend, at_live_webhook.id)).status is JobStatus.PROCESSING
+    assert (await job(backend, unannounced.id)).status is JobStatus.PROCESSING  # "contract" never announced
+    rescued = await job(backend, by_listener.id)
+    assert rescued.last_error.startswith("worker host:1:dead stopped heartbeating")
+    assert rescued.attempts == 1  # the claim counted it already
 
 
 async def test_a_failed_publish_is_undone_and_the_jobs_processed_here(backend):
@@ -353,6 +454,8 @@ async def test_workers_and_queue_counts(backend):
     assert (await backend.store.oldest_pending_age() or 0) >= 0
     assert [j.id for j in await backend.store.recent(JobStatus.PROCESSING, 10)] == [taken.id]
     await backend.store.announce_worker("w1", "qstash", "closed")
+    await backend.store.announce_worker("webhook:w2", "qstash", "closed", role="webhook")
+    await backend.store.note_problem("w1", "the webhook at x answered 401")
     await backend.store.forget_worker("w1")
 
 

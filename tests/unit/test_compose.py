@@ -20,6 +20,7 @@ import yaml
 import embedq
 import embedq.cli
 from embedq.healthcheck import probe_for
+from embedq.runner import COMMANDS_RUNNING_SCHEDULES
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "listener", "webhook")
@@ -131,6 +132,58 @@ def test_the_commands_are_the_ones_each_service_is_for(services):
     assert webhook[0] == "serve"
     assert webhook[webhook.index("--host") + 1] == "0.0.0.0"
     assert webhook[webhook.index("--port") + 1] == "8000"
+
+
+def test_a_service_runs_the_schedules(services):
+    """Daily maintenance and the weekly retry (dead jobs of transient causes included) run in
+    compose: a long-running service runs a command that runs them."""
+    running = [
+        name
+        for name, service in services.items()
+        if name in APP_SERVICES
+        and command_args(service)[0] in COMMANDS_RUNNING_SCHEDULES
+        and "--drain" not in command_args(service)
+        and str(service.get("restart")) != "no"
+    ]
+    assert running, "no compose service runs the schedules (`embedq listen` or `embedq up`)"
+
+
+def test_the_commands_said_to_run_the_schedules_do(monkeypatch):
+    """COMMANDS_RUNNING_SCHEDULES is what the runner does: `listen` starts them beside the listener."""
+    import asyncio
+
+    import embedq.runner as runner
+    from embedq.settings import Settings
+
+    started: list[str] = []
+
+    async def schedules(dsn, settings, stop):
+        started.append("schedules")
+        await stop.wait()
+
+    class Listener:
+        def __init__(self, *args, **kwargs):
+            self.stopped = asyncio.Event()
+
+        def stop(self):
+            self.stopped.set()
+
+        async def run(self, drain=False):
+            await asyncio.sleep(0)
+            return "totals"
+
+    async def embedder(settings):
+        return object()
+
+    monkeypatch.setattr(runner, "run_schedules", schedules)
+    monkeypatch.setattr(runner, "Listener", Listener)
+    monkeypatch.setattr(runner, "_ready_embedder", embedder)
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u@h/db"})
+    assert asyncio.run(runner.run_listener(settings)) == "totals"
+    assert started == ["schedules"]
+    assert asyncio.run(runner.run_listener(settings, drain=True)) == "totals"
+    assert started == ["schedules"]  # --drain is a one-shot: no schedules
+    assert set(runner.COMMANDS_RUNNING_SCHEDULES) == {"listen", "up"}
 
 
 def test_the_cli_rejects_what_it_should(cli_commands):

@@ -47,6 +47,11 @@ class FakeQStash:
             raise PublishError("QStash answered 503")
         return [f"msg-{len(self.calls)}-{n}" for n in range(len(requests))]
 
+    async def dead_letters(self, url: str) -> list[dict[str, Any]]:
+        if not self.up:
+            raise PublishError("QStash answered 503")
+        return []
+
     async def aclose(self) -> None:
         self.closed = True
 
@@ -137,7 +142,7 @@ async def test_the_breaker_sends_jobs_here_while_qstash_fails(rounds):
         if went == HERE:
             assert (job.status, job.message_id) == (JobStatus.DONE, None)
         seen.append((len(world.qstash.calls) - calls, went, world.sink.mode))
-        assert world.store.workers["unit"][0] == world.sink.mode  # announced as soon as it changes
+        assert world.store.workers["unit"].mode == world.sink.mode  # announced as soon as it changes
     assert seen == [expected for _, expected in rounds]
 
 
