@@ -34,8 +34,11 @@ from embedq.store import PriorityRange, Store
 
 logger = logging.getLogger(__name__)
 
-#: how long a dispatch claim may take to publish; delivery then gets EMBEDQ_DISPATCH_TIMEOUT
-PUBLISH_LEASE_SECONDS = 120.0
+#: how long a dispatch claim may take to publish (two QStash calls at most, each within
+#: embedq.qstash.client.CALL_TIMEOUT); delivery then gets EMBEDQ_DISPATCH_TIMEOUT. A claim whose
+#: answer never reached the listener (the database went away as it committed) is published again
+#: after this lease.
+PUBLISH_LEASE_SECONDS = 40.0
 #: prefix of the flow-control keys, one per priority tier (`embedq-webhook-p1-2`): QStash runs at
 #: most the tier's parallelism of deliveries of each key at once
 FLOW_CONTROL_KEY = "embedq-webhook"

@@ -1,8 +1,10 @@
 """The one QStash client a process uses: the official SDK's AsyncQStash, made to fail fast.
 
 The SDK retries connection errors itself, about 30 s in all before giving up on an unreachable
-QStash; `retry=False` lets embedq's circuit breaker decide at once. The SDK offers no way to
-close its HTTP client; `aclose()` here is the one place that does it.
+QStash; `retry=False` lets embedq's circuit breaker decide at once. Its HTTP client waits up to
+600 s for an answer, far longer than a claim for dispatch is leased: this wrapper gives it one
+with CALL_TIMEOUT instead. The SDK offers no way to set or close its HTTP client; this class is
+the one place that does both.
 
 Every failed call raises a QStashCallError whose `problem` says what an operator can do about
 it (QStash unreachable, rate limited, the token rejected): the listener falls back to local
@@ -23,6 +25,9 @@ from embedq.settings import Settings
 _SDK_STATUS = re.compile(r"status: (\d{3})")
 #: pages of 100 entries a DLQ read takes at most in one round
 DEAD_LETTER_PAGES = 10
+#: the longest a call to QStash may take: a /v2/batch of a thousand jobs is answered in well under
+#: a second; past this QStash counts as unreachable (and a dispatch claim's lease must outlast it)
+CALL_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
 
 class QStashCallError(EmbedqError):
@@ -75,6 +80,7 @@ class QStashClient:
         from qstash import AsyncQStash
 
         self.sdk = AsyncQStash(token, base_url=base_url, retry=False)
+        self.sdk.http._client = httpx.AsyncClient(timeout=CALL_TIMEOUT)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QStashClient:
