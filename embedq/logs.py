@@ -11,7 +11,9 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+# color_message: uvicorn's copy of its message with terminal colour codes, for its own formatter.
+_NOT_EXTRA = {"message", "asctime", "taskName", "color_message"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | _NOT_EXTRA
 
 
 def _extras(record: logging.LogRecord) -> dict[str, object]:
