@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from pgvector.asyncpg import register_vector
@@ -46,8 +47,6 @@ def resolve_dsn(settings: Settings) -> str:
 
 def describe(dsn: str) -> str:
     """The DSN without its password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
     parts = urlsplit(dsn)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")

@@ -17,10 +17,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+from qstash.errors import QStashError
 
 from embedq import db, migrations
 from embedq.errors import EmbedqError
 from embedq.providers.base import Embedder
+from embedq.qstash.client import QStashClient
 from embedq.qstash.signature import sign
 from embedq.queries import query
 from embedq.settings import Settings
@@ -204,14 +206,10 @@ class Doctor:
         )
 
     async def _qstash_call(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        from embedq.qstash.client import QStashClient
-
         async with QStashClient.from_settings(self.settings) as client:
             return await call(client.sdk)
 
     async def _qstash_token(self) -> bool:
-        from qstash.errors import QStashError
-
         url = self.settings.qstash_url or "https://qstash.upstash.io"
         try:
             self._qstash_keys = await self._qstash_call(lambda sdk: sdk.signing_key.get())
@@ -304,8 +302,6 @@ class Doctor:
     async def _round_trip(self) -> bool:
         """Publish through QStash to the webhook and wait for the webhook to announce the nonce
         on the database: QStash can reach the URL and the signature it makes is accepted."""
-        from qstash.errors import QStashError
-
         assert self._conn is not None
         url = self.settings.public_url(DOCTOR_ROUTE)
         assert url is not None

@@ -46,7 +46,7 @@ def start(data_dir: Path) -> str:
 
 
 def _ensure_database(uri: str, database: str) -> None:
-    import psycopg
+    import psycopg  # deferred: needed only when embedq starts its own server
 
     with psycopg.connect(uri, autocommit=True, application_name="embedq-bootstrap") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()

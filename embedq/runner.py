@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from embedq import db
 from embedq.listener import Listener
 from embedq.listener.worker import Totals
+from embedq.metrics import REGISTRY
 from embedq.providers import create_embedder
 from embedq.providers.base import Embedder
 from embedq.qstash.schedules import QStashSchedules
@@ -48,10 +50,6 @@ async def run_listener(settings: Settings, *, drain: bool = False) -> Totals:
     schedules: asyncio.Task[None] | None = None
     try:
         if settings.metrics_port:
-            from prometheus_client import start_http_server
-
-            from embedq.metrics import REGISTRY
-
             start_http_server(settings.metrics_port, registry=REGISTRY)
         listener = Listener(dsn, embedder, settings)
 

