@@ -15,7 +15,6 @@ import signal
 from collections.abc import Callable
 from typing import Any
 
-import uvicorn
 from prometheus_client import start_http_server
 
 from embedq import db
@@ -27,7 +26,6 @@ from embedq.providers.base import Embedder
 from embedq.qstash.schedules import QStashSchedules
 from embedq.schedules import run_local_schedules
 from embedq.settings import Settings
-from embedq.webhook.app import create_app
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 #: how long the webhook keeps an idle connection open: longer than any Retry-After it answers
@@ -70,6 +68,11 @@ async def run_listener(settings: Settings, *, drain: bool = False) -> Totals:
 
 async def serve(settings: Settings, *, with_listener: bool, host: str, port: int) -> None:
     """The webhook (and, for `up`, the listener and the schedules) until SIGTERM / Ctrl-C."""
+    # deferred: the HTTP stack (uvicorn, Starlette, the routes) costs `embedq listen` ~0.2 s of start-up
+    import uvicorn
+
+    from embedq.webhook.app import create_app
+
     dsn = db.resolve_dsn(settings)
     # one clear line now, rather than a traceback from the server's startup
     conn = await db.connect(dsn, f"{settings.application_name}-startup")
