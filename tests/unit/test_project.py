@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -49,3 +51,18 @@ def test_the_metadata_has_urls_and_classifiers(project):
     classifiers = project["project"]["classifiers"]
     assert "Programming Language :: Python :: 3.11" in classifiers
     assert not [c for c in classifiers if c.startswith("License ::")]  # the SPDX `license` says it
+
+
+@pytest.mark.parametrize(
+    ("code", "left_out"),
+    [
+        # the container's health check and `embedq --version`: no database driver, no model, no HTTP
+        ("import embedq.healthcheck", ("asyncpg", "numpy", "openai", "uvicorn")),
+        # `embedq listen` starts without the HTTP stack it does not serve
+        ("import embedq.cli, embedq.runner", ("uvicorn", "starlette", "embedq.webhook.app", "openai")),
+    ],
+)
+def test_start_up_imports_only_what_the_command_uses(code, left_out):
+    check = f"import sys; {code}; print(' '.join(m for m in {left_out!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == []
