@@ -10,6 +10,7 @@ message fit for one line.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,12 +19,15 @@ from typing import Any
 
 import asyncpg
 
-from embedq import models
+from embedq import db, models
 from embedq.errors import InvalidInput, NotFound
 from embedq.jobs import Job, JobStatus
+from embedq.qstash.deliveries import Undelivered
 from embedq.queries import query
 from embedq.settings import Settings
-from embedq.store import Store
+from embedq.store import Store, Transition
+
+logger = logging.getLogger(__name__)
 
 #: called with (done so far, total or None while unknown) after each batch of a long operation
 Progress = Callable[[int, int | None], None]
@@ -35,6 +39,27 @@ REPLAY_BATCH = 1_000
 BACKFILL_BATCH = 5_000
 #: the least urgent: live edits are never stuck behind a backfill
 BACKFILL_PRIORITY = 9
+
+
+# -- what QStash could not deliver ---------------------------------------------------------------
+async def count_undelivered(store: Store, undelivered: Undelivered, reason: str) -> list[Transition]:
+    """A QStash message ended without an outcome (its failure callback, or its DLQ entry): its jobs
+    still waiting for it count a failed delivery, with `reason` as their error. The jobs changed;
+    none when the message was reported before (callback and DLQ both) or its jobs ended since."""
+    reason = db.storable_text(reason)
+    transitions = await store.undelivered(undelivered.message_id, reason, undelivered.job_ids)
+    if transitions:
+        logger.warning(
+            "QStash could not deliver a message",
+            extra={
+                "action": "undelivered",
+                "message_id": undelivered.message_id,
+                "job_ids": [t.id for t in transitions],
+                "dead": [t.id for t in transitions if t.status is JobStatus.DEAD],
+                "reason": reason,
+            },
+        )
+    return transitions
 
 
 # -- one job -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import json
 import logging
 
 from embedq import db
-from embedq.jobs import JobStatus
+from embedq.operations import count_undelivered
 from embedq.periodic import PeriodicService
 from embedq.qstash.client import QStashCallError, QStashClient
 from embedq.qstash.deliveries import Undelivered, from_dead_letter, from_failure_callback
@@ -88,19 +88,8 @@ class DeadLetterReader(PeriodicService):
 
     async def _take_care_of(self, entry: Undelivered) -> None:
         reason = f"QStash gave up: {entry.reason}"
-        transitions = await self.store.undelivered(entry.message_id, db.storable_text(reason), entry.job_ids)
-        if not transitions:
+        if not await count_undelivered(self.store, entry, reason):
             return  # reported before (the callback, another listener), or its jobs ended since
-        logger.warning(
-            "QStash could not deliver a message",
-            extra={
-                "action": "undelivered",
-                "message_id": entry.message_id,
-                "job_ids": [t.id for t in transitions],
-                "dead": [t.id for t in transitions if t.status is JobStatus.DEAD],
-                "reason": reason,
-            },
-        )
         await self.store.note_problem(self.worker, db.storable_text(reason)[:1000])
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -21,6 +21,7 @@ from embedq import db
 from embedq.errors import InvalidInput, RetryableError
 from embedq.jobs import JobStatus
 from embedq.maintenance import run_maintenance
+from embedq.operations import count_undelivered
 from embedq.qstash.deliveries import from_failure_callback
 from embedq.qstash.messages import parse_message
 from embedq.qstash.signature import InvalidSignature, SignatureVerifier
@@ -140,17 +141,7 @@ async def post_failures(request: Request) -> Response:
     except (UnicodeDecodeError, ValueError) as exc:
         return error(400, f"not a QStash failure callback: {exc}")
     reason = f"QStash gave up after {callback.get('retried', '?')} retries: {undelivered.reason}"
-    transitions = await state.store.undelivered(undelivered.message_id, db.storable_text(reason), undelivered.job_ids)
-    logger.warning(
-        "QStash could not deliver a message",
-        extra={
-            "action": "undelivered",
-            "message_id": undelivered.message_id,
-            "job_ids": [t.id for t in transitions],
-            "dead": [t.id for t in transitions if t.status is JobStatus.DEAD],
-            "reason": reason,
-        },
-    )
+    transitions = await count_undelivered(state.store, undelivered, reason)
     return JSONResponse(
         {
             "failed": [t.id for t in transitions if t.status is not JobStatus.DEAD],
