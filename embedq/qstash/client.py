@@ -17,8 +17,6 @@ import re
 from typing import Any
 
 import httpx
-from qstash import AsyncQStash
-from qstash.errors import DailyMessageLimitExceededError, QStashError, RateLimitExceededError
 
 from embedq.errors import EmbedqError
 from embedq.settings import Settings
@@ -60,6 +58,9 @@ class PublishError(QStashCallError):
 
 def problem_of(exc: BaseException) -> str:
     """Which QStashCallError problem an SDK or transport exception is."""
+    # deferred, here and below: QStash's SDK costs ~50 ms of start-up, needed in QStash mode only
+    from qstash.errors import DailyMessageLimitExceededError, RateLimitExceededError
+
     if isinstance(exc, httpx.HTTPError | OSError):
         return QStashCallError.UNREACHABLE
     if isinstance(exc, RateLimitExceededError | DailyMessageLimitExceededError):
@@ -77,6 +78,8 @@ def problem_of(exc: BaseException) -> str:
 
 class QStashClient:
     def __init__(self, token: str, base_url: str | None = None) -> None:
+        from qstash import AsyncQStash  # deferred: QStash mode only
+
         self.sdk = AsyncQStash(token, base_url=base_url, retry=False)
         self.sdk.http._client = httpx.AsyncClient(timeout=CALL_TIMEOUT)
 
@@ -88,6 +91,8 @@ class QStashClient:
 
     async def publish_batch(self, requests: list[dict[str, Any]]) -> list[str]:
         """One /v2/batch call; the message id of each request, in order. PublishError otherwise."""
+        from qstash.errors import QStashError  # deferred: QStash mode only
+
         try:
             responses = await self.sdk.message.batch_json(requests)  # type: ignore[arg-type]
         except (QStashError, httpx.HTTPError, OSError) as exc:
@@ -119,6 +124,8 @@ class QStashClient:
                 raise
 
     async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None, parse: bool = True) -> Any:
+        from qstash.errors import QStashError  # deferred: QStash mode only
+
         try:
             return await self.sdk.http.request(
                 path=path,

@@ -12,7 +12,6 @@ import json
 import logging
 
 import httpx
-from qstash.errors import QStashError
 
 from embedq.periodic import PeriodicService
 from embedq.qstash.client import QStashCallError, QStashClient, problem_of
@@ -25,6 +24,8 @@ logger = logging.getLogger(__name__)
 async def upsert_qstash_schedules(settings: Settings) -> list[str]:
     """Create or replace the schedules (same ids each time, so restarts do not pile them up).
     QStashCallError when QStash does not take them."""
+    from qstash.errors import QStashError  # deferred: QStash mode only
+
     destination = settings.public_url("/v1/maintenance")
     if destination is None:
         raise ValueError("EMBEDQ_WEBHOOK_URL is needed for QStash schedules")

@@ -58,8 +58,8 @@ def test_the_metadata_has_urls_and_classifiers(project):
     [
         # the container's health check and `embedq --version`: no database driver, no model, no HTTP
         ("import embedq.healthcheck", ("asyncpg", "numpy", "openai", "uvicorn")),
-        # `embedq listen` starts without the HTTP stack it does not serve
-        ("import embedq.cli, embedq.runner", ("uvicorn", "starlette", "embedq.webhook.app", "openai")),
+        # `embedq listen` starts without the HTTP stack it does not serve, nor QStash's SDK (local mode)
+        ("import embedq.cli, embedq.runner", ("uvicorn", "starlette", "embedq.webhook.app", "openai", "qstash")),
     ],
 )
 def test_start_up_imports_only_what_the_command_uses(code, left_out):
